@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# io-buffer-pool harness.  `make bench` and `make check` install what they need.
+PY := /usr/bin/python3
+
+.PHONY: all bench check unit deps prepare kernels clean
+all: check
+
+deps:
+	@harness/deps.sh
+
+prepare: deps
+	harness/kernel.sh prepare
+
+build/initramfs.cpio: harness/guest/init harness/mkinitramfs.sh
+	@$(MAKE) -s deps
+	@mkdir -p build
+	harness/mkinitramfs.sh $@
+
+# Knobs: BENCH_ARGS="--reps 5 --runtime 6 --modes strict,passthrough --bs 4k"
+bench: prepare
+	harness/kernel.sh build bench
+	$(MAKE) build/initramfs.cpio
+	$(PY) harness/bench.py $(BENCH_ARGS)
+
+check: deps
+	$(PY) harness/check.py $(CHECK_ARGS)
+
+unit:
+	$(PY) harness/check.py --unit-only
+
+kernels: prepare
+	harness/kernel.sh build bench
+	harness/kernel.sh build test
+
+clean:
+	rm -rf build/obj-* build/logs build/initramfs.cpio build/disk.img

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""make bench: boot the bench kernel once, run the fio matrix in the guest, report."""
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hib import guest, qemu, report  # noqa: E402
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def first_line(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        return 'unknown'
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--kernel', default=os.path.join(TOP, 'build/obj-bench/arch/x86/boot/bzImage'))
+    ap.add_argument('--initrd', default=os.path.join(TOP, 'build/initramfs.cpio'))
+    ap.add_argument('--out', default=os.path.join(TOP, 'results'))
+    ap.add_argument('--logs', default=os.path.join(TOP, 'build/logs'))
+    ap.add_argument('--modes', default='strict,lazy,passthrough')
+    ap.add_argument('--rw', default='read,write')
+    ap.add_argument('--bs', default='4k,16k,64k,128k')
+    ap.add_argument('--jobs', default='1,2')
+    ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--runtime', type=int, default=4, help='seconds per fio cell')
+    ap.add_argument('--extra', default='', help='more kernel command line')
+    a = ap.parse_args()
+
+    if a.reps < 1 or a.runtime < 1:
+        ap.error('--reps and --runtime must be at least 1')
+    modes = a.modes.split(',')
+    ncell = len(modes) * len(a.rw.split(',')) * len(a.bs.split(',')) * len(a.jobs.split(','))
+    timeout = 180 + a.reps * (ncell * (a.runtime + 6) + len(modes) * 30)
+    append = ('quiet iommu.strict=1 hib.scenario=bench hib.reps=%d hib.runtime=%d '
+              'hib.ramp=0 hib.modes=%s hib.rw=%s hib.bs=%s hib.jobs=%s %s'
+              % (a.reps, a.runtime, a.modes, a.rw, a.bs, a.jobs, a.extra)).strip()
+    print('bench: %d cells x %d reps, %d s each; guest timeout %d s; logs in %s'
+          % (ncell, a.reps, a.runtime, timeout, a.logs), flush=True)
+    run = qemu.boot('bench', a.kernel, a.initrd, append, a.logs, timeout)
+    probs = run.problems()
+    if probs:
+        for p in probs:
+            print('bench: FAILED: ' + p, file=sys.stderr)
+        return 1
+    out = run.output
+    if not out.cells:
+        print('bench: FAILED: the guest reported no fio cells (%s)' % run.results_log,
+              file=sys.stderr)
+        return 1
+    cells = report.aggregate([out])
+    kernel = out.begin[1] if out.begin and len(out.begin) > 1 else 'unknown'
+    fio_ver = 'unknown'
+    with open(run.results_log) as f:
+        for line in f:
+            if line.startswith('HIB fio '):
+                fio_ver = line.split()[7].split(';')[1].replace('fio-', '')
+                break
+    qemu_ver = first_line([qemu.QEMU, '--version']).replace('QEMU emulator version ', '')
+    date = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    doc = report.bench_json(cells, kernel, qemu_ver, fio_ver, date)
+    cost = report.cost_model(cells)
+    cpu = 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    machine = ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
+               '2 GiB.' % (cpu, os.cpu_count(), platform.release()))
+    md = report.write(a.out, doc, cells, cost, machine,
+                      {'guest_boot_seconds': round(run.elapsed), 'cmdline': append})
+    print(md)
+    print('bench: wrote %s/bench.json, bench.md, bench.png (guest ran %.0f s)'
+          % (a.out, run.elapsed))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""make check: every test of the project, one verdict each, "N passed, N failed" last.
+
+Stages: the harness's own unit tests; checkpatch --strict on every patch of the series;
+the test kernel build (KASAN, lockdep, kmemleak, DMA-API debug, KUnit); one boot of it
+with a disk image that runs the KUnit suites and fio --verify=crc32c writes and reads over
+every block size, followed by DMA-API and kmemleak leak checks and a scan of the console
+for kernel reports.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+HARNESS = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HARNESS)
+sys.path.insert(0, HARNESS)
+from hib import ktap, qemu  # noqa: E402
+
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+
+    def record(self, name, ok, why=''):
+        if ok:
+            self.passed += 1
+            print('PASS %s' % name, flush=True)
+        else:
+            self.failed.append(name)
+            print('FAIL %s%s' % (name, ': ' + why if why else ''), flush=True)
+        return ok
+
+
+class _Result(unittest.TextTestResult):
+    def __init__(self, tally, *a, **kw):
+        super().__init__(*a, **kw)
+        self.tally = tally
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.tally.record('unit: ' + test.id(), True)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.tally.record('unit: ' + test.id(), False, self._exc_info_to_string(err, test))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self.tally.record('unit: ' + test.id(), False, self._exc_info_to_string(err, test))
+
+
+def unit_tests(t):
+    suite = unittest.defaultTestLoader.discover(os.path.join(HARNESS, 'tests'),
+                                                top_level_dir=HARNESS)
+    n = suite.countTestCases()
+    with open(os.devnull, 'w') as null:
+        runner = unittest.TextTestRunner(stream=null, verbosity=0,
+                                         resultclass=lambda *a, **kw: _Result(t, *a, **kw))
+        runner.run(suite)
+    t.record('unit: the harness has unit tests', n > 0, 'none found')
+
+
+def step(t, name, cmd):
+    print('... %s' % name, flush=True)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, cwd=TOP, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    tail = '\n'.join(p.stdout.strip().splitlines()[-15:])
+    ok = t.record('%s (%.0f s)' % (name, time.monotonic() - t0), p.returncode == 0,
+                  'exit %d:\n%s' % (p.returncode, tail))
+    return ok
+
+
+def series():
+    path = os.path.join(TOP, 'patches', 'series')
+    with open(path) as f:
+        return [l.strip() for l in f if l.strip() and not l.startswith('#')]
+
+
+def checkpatch(t):
+    for p in series():
+        step(t, 'checkpatch --strict %s' % p,
+             ['build/linux/scripts/checkpatch.pl', '--strict', '--no-tree', '-q',
+              os.path.join('patches', p)])
+
+
+def verify_boot(t, a):
+    img = os.path.join(TOP, 'build', 'disk.img')
+    with open(img, 'wb') as f:
+        f.truncate(a.disk_mib << 20)
+    append = 'iommu.strict=1 hib.scenario=verify hib.mib=%d' % a.mib
+    print('... booting the test kernel (fio verify, KUnit); console in build/logs/', flush=True)
+    try:
+        run = qemu.boot('check-verify', a.kernel, a.initrd, append,
+                        os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img)
+    except qemu.RunFailed as e:
+        t.record('boot test kernel', False, str(e))
+        return
+    out = run.output
+    t.record('guest: boot completes and powers off (%.0f s)' % run.elapsed,
+             out.ended and not run.timed_out,
+             '; '.join(run.problems()) or 'no "HIB end"')
+    t.record('guest: console has no kernel report (WARNING/BUG/KASAN/lockdep/DMA-API)',
+             not run.reports,
+             '; '.join(p for p in run.problems() if 'kernel report' in p))
+    for e in out.errors:
+        t.record('guest: init error', False, e)
+    want = ['512', '4096', '16384', '65536', '131072', 'mix']
+    got = {bs: (rc, fio) for bs, rc, fio in out.verify}
+    for bs in want:
+        if bs not in got:
+            t.record('fio verify bs=%s' % bs, False, 'no result (guest stopped early?)')
+            continue
+        rc, fio = got[bs]
+        ok = rc == 0 and fio is not None and fio.error == 0 and fio.write_kib > 0 \
+            and fio.read_kib >= fio.write_kib
+        why = out.verify_errors.get(bs, 'rc=%d' % rc)
+        t.record('fio verify bs=%s (wrote %d KiB, read back and checked %d KiB)'
+                 % (bs, fio.write_kib if fio else 0, fio.read_kib if fio else 0), ok, why)
+    t.record('DMA-API debug: no errors after unbinding the NVMe driver (%s)'
+             % out.dma_api_errors, out.dma_api_errors == 0,
+             'error_count %s' % out.dma_api_errors)
+    t.record('kmemleak: no unreferenced objects (%s)' % out.kmemleak, out.kmemleak == 0,
+             'count %s; see /sys/kernel/debug/kmemleak in the guest' % out.kmemleak)
+    cases, problems = ktap.parse(run.console)
+    for c in cases:
+        t.record('kunit: %s.%s' % (c.suite, c.name), c.status != 'fail', c.status)
+    for p in problems:
+        t.record('kunit: suites complete', False, p)
+    if cases:
+        print('... %d KUnit cases parsed from %s' % (len(cases), run.console_log))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--kernel', default=os.path.join(TOP, 'build/obj-test/arch/x86/boot/bzImage'))
+    ap.add_argument('--initrd', default=os.path.join(TOP, 'build/initramfs.cpio'))
+    ap.add_argument('--mib', type=int, default=8, help='MiB written and verified per block size')
+    ap.add_argument('--disk-mib', type=int, default=512)
+    ap.add_argument('--timeout', type=int, default=1800)
+    ap.add_argument('--unit-only', action='store_true', help='only the harness unit tests')
+    a = ap.parse_args()
+
+    t = Tally()
+    t0 = time.monotonic()
+    unit_tests(t)
+    if not a.unit_only:
+        if step(t, 'prepare build/linux (git am patches/series)',
+                ['harness/kernel.sh', 'prepare']):
+            checkpatch(t)
+            built = step(t, 'build the test kernel', ['harness/kernel.sh', 'build', 'test'])
+            built = step(t, 'build the initramfs', ['make', '-s', 'build/initramfs.cpio']) and built
+            if built:
+                verify_boot(t, a)
+    print('check: %.0f s' % (time.monotonic() - t0))
+    if t.failed:
+        print('failed:\n  ' + '\n  '.join(t.failed))
+    print('%d passed, %d failed' % (t.passed, len(t.failed)))
+    return 1 if t.failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Parse what the guest init writes to its result port ("HIB ..." lines).
+
+Line kinds (see harness/guest/init):
+  HIB begin SCENARIO UNAME BOOT_ID
+  HIB mode MODE group=N type=T dev=D
+  HIB fio MODE RW BS NUMJOBS REP TERSE
+  HIB prof MODE RW BS NUMJOBS REP cpu=N FUNCTION HITS TIME UNIT AVG UNIT S2 UNIT
+  HIB verify BS rc=N TERSE
+  HIB verify-error BS TEXT
+  HIB dma-api-errors N
+  HIB kmemleak N
+  HIB error TEXT
+  HIB end
+"""
+import collections
+
+# fio --output-format=terse --terse-version=3: 1-based field numbers
+_T_VERSION, _T_ERROR = 1, 5
+_T_READ_KB, _T_READ_BW, _T_READ_IOPS = 6, 7, 8
+_T_WRITE_KB, _T_WRITE_BW, _T_WRITE_IOPS = 47, 48, 49
+
+_UNIT_US = {'ns': 1e-3, 'us': 1.0, 'ms': 1e3, 's': 1e6}
+
+Fio = collections.namedtuple('Fio', 'read_kib read_bw_kib read_iops write_kib write_bw_kib '
+                                    'write_iops error')
+Prof = collections.namedtuple('Prof', 'cpu function hits time_us')
+
+
+class ParseError(ValueError):
+    """A guest line that does not have the shape the init script writes."""
+
+
+def parse_terse(text):
+    """Parse one fio terse v3 line into a Fio tuple."""
+    f = text.strip().split(';')
+    if len(f) < _T_WRITE_IOPS or f[0] != '3':
+        raise ParseError('not a fio terse v3 line: %r' % text[:80])
+    try:
+        def num(i):
+            return float(f[i - 1])
+        return Fio(read_kib=num(_T_READ_KB), read_bw_kib=num(_T_READ_BW),
+                   read_iops=num(_T_READ_IOPS), write_kib=num(_T_WRITE_KB),
+                   write_bw_kib=num(_T_WRITE_BW), write_iops=num(_T_WRITE_IOPS),
+                   error=int(f[_T_ERROR - 1]))
+    except ValueError as e:
+        raise ParseError('bad number in fio terse line: %s' % e) from e
+
+
+def parse_prof(fields):
+    """Parse 'cpu=N FUNCTION HITS TIME UNIT ...' from the ftrace function profiler."""
+    if len(fields) < 5 or not fields[0].startswith('cpu='):
+        raise ParseError('bad profiler line: %r' % ' '.join(fields))
+    try:
+        cpu = int(fields[0][4:])
+        hits = int(fields[2])
+        t = float(fields[3])
+    except ValueError as e:
+        raise ParseError('bad number in profiler line: %r' % ' '.join(fields)) from e
+    unit = fields[4]
+    if unit not in _UNIT_US:
+        raise ParseError('unknown time unit %r in profiler line' % unit)
+    return Prof(cpu=cpu, function=fields[1], hits=hits, time_us=t * _UNIT_US[unit])
+
+
+class Output:
+    """Everything one boot reported, grouped by kind."""
+
+    def __init__(self):
+        self.begin = None
+        self.ended = False
+        self.errors = []
+        self.modes = []
+        self.cells = []          # (key, Fio), key = (mode, rw, bs, numjobs, rep)
+        self.prof = collections.defaultdict(list)   # key -> [Prof]
+        self.verify = []         # (bs, rc, Fio or None)
+        self.verify_errors = {}  # bs -> text
+        self.dma_api_errors = None
+        self.kmemleak = None
+
+
+def _key(f):
+    return (f[0], f[1], f[2], int(f[3]), int(f[4]))
+
+
+def parse(text):
+    """Parse the whole result-port text of one boot into an Output."""
+    o = Output()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line.startswith('HIB '):
+            continue
+        kind, _, rest = line[4:].partition(' ')
+        f = rest.split()
+        if kind == 'begin':
+            o.begin = f
+        elif kind == 'end':
+            o.ended = True
+        elif kind == 'error':
+            o.errors.append(rest)
+        elif kind == 'mode':
+            o.modes.append(f)
+        elif kind == 'fio':
+            if len(f) < 6:
+                raise ParseError('short fio line: %r' % line)
+            o.cells.append((_key(f), parse_terse(f[5])))
+        elif kind == 'prof':
+            if len(f) < 6:
+                raise ParseError('short prof line: %r' % line)
+            o.prof[_key(f)].append(parse_prof(f[5:]))
+        elif kind == 'verify':
+            rc = int(f[1].split('=')[1])
+            fio = parse_terse(f[2]) if len(f) > 2 else None
+            o.verify.append((f[0], rc, fio))
+        elif kind == 'verify-error':
+            o.verify_errors[f[0]] = rest.partition(' ')[2]
+        elif kind == 'dma-api-errors':
+            o.dma_api_errors = int(f[0])
+        elif kind == 'kmemleak':
+            o.kmemleak = int(f[0])
+    return o
+
+
+def iommu_time(profs, prefix):
+    """(total us, calls) over CPUs of the profiled functions whose name starts with prefix."""
+    t = sum(p.time_us for p in profs if p.function.startswith(prefix))
+    n = sum(p.hits for p in profs if p.function.startswith(prefix))
+    return t, n

@@ -1,0 +1,203 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Aggregate benchmark cells and write results/bench.json, bench.md and bench.png."""
+import collections
+import json
+import statistics
+
+from . import guest
+
+GIB = float(1 << 30)
+MODE_ORDER = ['strict', 'pool', 'lazy', 'passthrough']
+_BS_UNITS = {'k': 1 << 10, 'm': 1 << 20}
+
+
+def bs_bytes(bs):
+    """'4k' -> 4096, '512' -> 512."""
+    s = str(bs).strip().lower()
+    if s and s[-1] in _BS_UNITS:
+        return int(s[:-1]) * _BS_UNITS[s[-1]]
+    return int(s)
+
+
+def _order(mode):
+    return MODE_ORDER.index(mode) if mode in MODE_ORDER else len(MODE_ORDER)
+
+
+def aggregate(outputs):
+    """Group the cells of one or more guest Outputs by (mode, rw, bs, numjobs).
+
+    Returns {key: cell} where cell holds the per-repetition values and their medians.
+    map/unmap times are summed over CPUs and over the _page and _sg variants and divided
+    by the GiB fio moved in that repetition.
+    """
+    reps = collections.defaultdict(list)
+    for out in outputs:
+        for key, fio in out.cells:
+            mode, rw, bs, nj, rep = key
+            if fio.error:
+                raise guest.ParseError('fio reported error %d in %s' % (fio.error, key))
+            kib = fio.read_kib + fio.write_kib
+            gib = kib * 1024 / GIB
+            profs = out.prof.get(key, [])
+            map_us, map_n = guest.iommu_time(profs, 'iommu_dma_map_')
+            unmap_us, unmap_n = guest.iommu_time(profs, 'iommu_dma_unmap_')
+            reps[(mode, rw, bs_bytes(bs), nj)].append({
+                'rep': rep,
+                'bw_kib': fio.read_bw_kib + fio.write_bw_kib,
+                'iops': fio.read_iops + fio.write_iops,
+                'gib': gib,
+                'map_us': map_us, 'map_calls': map_n,
+                'unmap_us': unmap_us, 'unmap_calls': unmap_n,
+                'map_us_per_gib': map_us / gib if gib else 0.0,
+                'unmap_us_per_gib': unmap_us / gib if gib else 0.0,
+            })
+    cells = {}
+    for key, rs in reps.items():
+        med = {f: statistics.median(r[f] for r in rs)
+               for f in ('bw_kib', 'iops', 'map_us_per_gib', 'unmap_us_per_gib')}
+        cells[key] = {'reps': rs, 'median': med}
+    return cells
+
+
+def sorted_keys(cells):
+    return sorted(cells, key=lambda k: (k[1], k[3], k[2], _order(k[0])))
+
+
+def bench_json(cells, kernel, qemu, fio, date):
+    """The schema of design.md section 4: one object per cell, medians of the reps."""
+    runs = []
+    for key in sorted_keys(cells):
+        mode, rw, bs, nj = key
+        c = cells[key]
+        runs.append({'mode': mode, 'rw': rw, 'bs': bs, 'iodepth': 64, 'numjobs': nj,
+                     'reps': len(c['reps']),
+                     'bw_kib': round(c['median']['bw_kib']),
+                     'iops': round(c['median']['iops']),
+                     'map_us_per_gib': round(c['median']['map_us_per_gib'], 1),
+                     'unmap_us_per_gib': round(c['median']['unmap_us_per_gib'], 1)})
+    return {'kernel': kernel, 'qemu': qemu, 'fio': fio, 'date': date, 'runs': runs}
+
+
+def cost_model(cells, mode='strict'):
+    """us per map and per unmap call in one mode, over all its cells and reps."""
+    t = collections.Counter()
+    for key, c in cells.items():
+        if key[0] != mode:
+            continue
+        for r in c['reps']:
+            t['map_us'] += r['map_us']
+            t['map_calls'] += r['map_calls']
+            t['unmap_us'] += r['unmap_us']
+            t['unmap_calls'] += r['unmap_calls']
+    return {'map_us_per_call': t['map_us'] / t['map_calls'] if t['map_calls'] else None,
+            'unmap_us_per_call': t['unmap_us'] / t['unmap_calls'] if t['unmap_calls'] else None,
+            'map_calls': t['map_calls'], 'unmap_calls': t['unmap_calls']}
+
+
+def _size(b):
+    return '%dk' % (b // 1024) if b >= 1024 and b % 1024 == 0 else str(b)
+
+
+def _ratio(a, b):
+    return '%.2f' % (a / b) if b else 'n/a'
+
+
+def bench_md(doc, cells, cost, machine):
+    """The table a person reads."""
+    modes = sorted({k[0] for k in cells}, key=_order)
+    lines = ['# Benchmark: fio through virtio-iommu under QEMU TCG', '',
+             'Kernel %s, QEMU %s, fio %s, %s. %s' % (doc['kernel'], doc['qemu'], doc['fio'],
+                                                    doc['date'], machine), '',
+             'fio `--direct=1 --ioengine=libaio --iodepth=64`, null-co NVMe backend. Each '
+             'value is the median of %d interleaved repetitions in one boot.'
+             % max(len(c['reps']) for c in cells.values()), '',
+             'Modes: ' + ', '.join('`%s`' % m for m in modes) + ' (`strict`: DMA domain, '
+             'strict invalidation; `lazy`: DMA-FQ; `passthrough`: identity domain, '
+             'no protection, the ceiling).', '']
+    groups = collections.OrderedDict()
+    for key in sorted_keys(cells):
+        groups.setdefault((key[1], key[3]), set()).add(key[2])
+    others = [m for m in modes if m != 'strict']
+    for (rw, nj), sizes in groups.items():
+        lines.append('## %s, numjobs=%d' % (rw, nj))
+        lines.append('')
+        head = ['bs'] + ['%s MiB/s' % m for m in modes] + ['%s IOPS' % m for m in modes]
+        head += ['%s/strict' % m for m in others]
+        if 'passthrough' in modes:
+            head += ['%s/passthrough' % m for m in modes if m != 'passthrough']
+        head += ['%s map+unmap ms/GiB' % m for m in modes if m != 'passthrough']
+        lines.append('| ' + ' | '.join(head) + ' |')
+        lines.append('|' + '---|' * len(head))
+        for bs in sorted(sizes):
+            med = {m: cells[(m, rw, bs, nj)]['median'] for m in modes if (m, rw, bs, nj) in cells}
+            row = [_size(bs)]
+            row += ['%.1f' % (med[m]['bw_kib'] / 1024) if m in med else '-' for m in modes]
+            row += ['%.0f' % med[m]['iops'] if m in med else '-' for m in modes]
+            st = med.get('strict', {}).get('bw_kib', 0)
+            row += [_ratio(med[m]['bw_kib'], st) if m in med else '-' for m in others]
+            if 'passthrough' in modes:
+                pt = med.get('passthrough', {}).get('bw_kib', 0)
+                row += [_ratio(med[m]['bw_kib'], pt) if m in med else '-'
+                        for m in modes if m != 'passthrough']
+            row += ['%.0f' % ((med[m]['map_us_per_gib'] + med[m]['unmap_us_per_gib']) / 1000)
+                    if m in med else '-' for m in modes if m != 'passthrough']
+            lines.append('| ' + ' | '.join(row) + ' |')
+        lines.append('')
+    lines.append('## Cost model (strict mode, ftrace function profiler, summed over CPUs)')
+    lines.append('')
+    if cost['map_us_per_call'] is not None:
+        lines.append('- `iommu_dma_map_page/_sg`: %.1f us per call (%d calls)'
+                     % (cost['map_us_per_call'], cost['map_calls']))
+        lines.append('- `iommu_dma_unmap_page/_sg`: %.1f us per call (%d calls)'
+                     % (cost['unmap_us_per_call'], cost['unmap_calls']))
+    else:
+        lines.append('- no strict-mode calls were profiled')
+    lines.append('')
+    lines.append('Produced by `make bench` (harness/bench.py); raw per-repetition values '
+                 'in `bench-detail.json`, guest logs under `build/logs/`.')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(cells, path):
+    """Bandwidth by block size, one line per mode, one panel per rw/numjobs."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    groups = sorted({(k[1], k[3]) for k in cells})
+    modes = sorted({k[0] for k in cells}, key=_order)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
+    for ax, (rw, nj) in zip(axes[0], groups):
+        for m in modes:
+            pts = sorted((k[2], c['median']['bw_kib'] / 1024) for k, c in cells.items()
+                         if k[0] == m and k[1] == rw and k[3] == nj)
+            if pts:
+                ax.plot([_size(b) for b, _ in pts], [v for _, v in pts], marker='o', label=m)
+        ax.set_title('%s, numjobs=%d' % (rw, nj))
+        ax.set_xlabel('block size')
+        ax.set_ylabel('MiB/s (median)')
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write(outdir, doc, cells, cost, machine, detail_extra=None):
+    """Write bench.json, bench-detail.json, bench.md and bench.png into outdir."""
+    import os
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, 'bench.json'), 'w') as f:
+        json.dump(doc, f, indent=1)
+        f.write('\n')
+    detail = {'cost_model_strict': cost,
+              'cells': [{'mode': k[0], 'rw': k[1], 'bs': k[2], 'numjobs': k[3],
+                         'reps': cells[k]['reps']} for k in sorted_keys(cells)]}
+    detail.update(detail_extra or {})
+    with open(os.path.join(outdir, 'bench-detail.json'), 'w') as f:
+        json.dump(detail, f, indent=1)
+        f.write('\n')
+    md = bench_md(doc, cells, cost, machine)
+    with open(os.path.join(outdir, 'bench.md'), 'w') as f:
+        f.write(md)
+    plot(cells, os.path.join(outdir, 'bench.png'))
+    return md

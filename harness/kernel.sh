@@ -1,0 +1,115 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# kernel.sh prepare        extract Debian's linux-source-6.12 into build/linux as a git
+#                          tree (import tagged "base") and apply patches/series with git am
+# kernel.sh build FLAVOUR  configure and build build/obj-FLAVOUR/arch/x86/boot/bzImage
+#                          from harness/configs/base.config + FLAVOUR.config
+#
+# Re-running reuses everything: the source tree is only reset when patches/ changed, the
+# config is only regenerated when a fragment changed, and ccache (outside the repo) serves
+# the objects a fresh clone has not built yet.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+B=$TOP/build
+SRC=$B/linux
+TARBALL=${HIB_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+PY=/usr/bin/python3
+JOBS=${JOBS:-$(($(nproc) + 1))}
+
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/io-buffer-pool-ccache}
+# Paths under the repository are hashed relative to it, so a fresh clone elsewhere hits.
+export CCACHE_BASEDIR=$TOP
+export CCACHE_NOHASHDIR=1
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+export KBUILD_BUILD_USER=hib KBUILD_BUILD_HOST=guest
+export KBUILD_BUILD_TIMESTAMP='2024-01-01'
+
+die() { echo "kernel.sh: $*" >&2; exit 1; }
+log() { echo "kernel.sh: $*" >&2; }
+
+series_hash() {
+	(cd "$TOP/patches" && cat series && { grep -v '^[[:space:]]*\(#\|$\)' series || true; } |
+		xargs -r cat) | sha256sum | cut -d' ' -f1
+}
+
+git_k() { git -C "$SRC" -c user.name=hib -c user.email=hib@localhost "$@"; }
+
+prepare() {
+	[ -f "$TARBALL" ] || die "$TARBALL missing: run harness/deps.sh (package linux-source-6.12)"
+	mkdir -p "$B"
+	if ! git -C "$SRC" rev-parse -q --verify refs/tags/base >/dev/null 2>&1; then
+		log "extracting $TARBALL into $SRC (once)"
+		rm -rf "$SRC" "$B/linux.tmp"
+		mkdir -p "$B/linux.tmp"
+		tar -xJf "$TARBALL" -C "$B/linux.tmp" --strip-components=1
+		mv "$B/linux.tmp" "$SRC"
+		# Debian's top-level .gitignore ignores the whole tree ("/*"): drop that block so
+		# new files show up in git status; it is not part of upstream Linux.
+		sed -i '/^# Debian packaging/,$d' "$SRC/.gitignore"
+		git -C "$SRC" init -q -b master
+		git_k add -A
+		git_k commit -q -m "Debian linux-source-6.12 $(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || echo unknown)" \
+			-m "Imported by harness/kernel.sh; Debian's ignore-everything .gitignore block removed."
+		git_k tag base
+		rm -f "$SRC/.hib-applied"
+	fi
+	# .git/hib-applied records "SERIES-HASH HEAD" after the series was applied.  The
+	# tree is reset only when it holds nothing but that: anything else is someone's work.
+	local want have head dirty
+	want=$(series_hash)
+	have=$(cat "$SRC/.git/hib-applied" 2>/dev/null || echo "none $(git_k rev-parse base)")
+	head=$(git_k rev-parse HEAD)
+	dirty=$(git_k status --porcelain --untracked-files=no)
+	if [ -n "$dirty" ] || [ "${have#* }" != "$head" ]; then
+		[ "${HIB_TREE:-}" = keep ] && { log "HIB_TREE=keep: building $SRC as it is"; return; }
+		die "$SRC has commits or edits that did not come from patches/.
+  Commit and export them:  (cd $SRC && git format-patch base..HEAD -o $TOP/patches/)
+  and list them in patches/series, or build the tree as it is with HIB_TREE=keep."
+	fi
+	if [ "${have% *}" = "$want" ]; then
+		log "series already applied (HEAD $(git_k rev-parse --short HEAD))"
+		return
+	fi
+	git_k am --abort >/dev/null 2>&1 || true
+	git_k checkout -q -f --detach base
+	git_k branch -q -f work base
+	git_k checkout -q work
+	local p n=0
+	while read -r p; do
+		case "$p" in ''|'#'*) continue ;; esac
+		git_k am -q --keep-cr "$TOP/patches/$p" || die "patch $p does not apply (git am failed; see $SRC)"
+		n=$((n + 1))
+	done < "$TOP/patches/series"
+	echo "$want $(git_k rev-parse HEAD)" > "$SRC/.git/hib-applied"
+	log "applied $n patches on base"
+}
+
+build() {
+	local fl=$1 obj=$B/obj-$1 frags h
+	[ -f "$TOP/harness/configs/$fl.config" ] || die "no harness/configs/$fl.config"
+	frags=("$TOP/harness/configs/base.config" "$TOP/harness/configs/$fl.config")
+	h=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
+	mkdir -p "$obj"
+	local mk=(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc")
+	if [ "$(cat "$obj/.hib-fragments" 2>/dev/null)" != "$h" ] || [ ! -f "$obj/.config" ]; then
+		log "configuring $fl (tinyconfig + fragments)"
+		"${mk[@]}" tinyconfig >/dev/null
+		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "${frags[@]}" >/dev/null
+		"${mk[@]}" olddefconfig >/dev/null
+		echo "$h" > "$obj/.hib-fragments"
+	fi
+	# Every option a fragment asks for must have survived Kconfig's dependency rules.
+	PYTHONPATH="$TOP/harness" $PY -m hib.kconfig "$obj/.config" "${frags[@]}"
+	log "building $fl kernel (O=$obj, -j$JOBS)"
+	local t0=$SECONDS
+	"${mk[@]}" -j"$JOBS" bzImage
+	log "built $obj/arch/x86/boot/bzImage in $((SECONDS - t0)) s"
+}
+
+case "${1:-}" in
+prepare) prepare ;;
+build) [ $# -eq 2 ] || die "usage: kernel.sh build FLAVOUR"; build "$2" ;;
+*) die "usage: kernel.sh prepare | build FLAVOUR" ;;
+esac

@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Unit tests of the harness stages, on recorded guest output in test_data/."""
+import os
+import unittest
+
+from hib import console, guest, kconfig, ktap, report
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test_data')
+
+
+def data(name):
+    with open(os.path.join(DATA, name)) as f:
+        return f.read()
+
+
+class FioTerse(unittest.TestCase):
+    def test_read(self):
+        f = guest.parse_terse(data('fio-terse-read.txt'))
+        self.assertEqual(f.read_kib, 32768)
+        self.assertEqual(f.read_bw_kib, 1213629)
+        self.assertEqual(f.read_iops, 303407)
+        self.assertEqual(f.write_kib, 0)
+        self.assertEqual(f.error, 0)
+
+    def test_write(self):
+        f = guest.parse_terse(data('fio-terse-write.txt'))
+        self.assertEqual(f.read_kib, 0)
+        self.assertEqual(f.write_kib, 16384)
+        self.assertGreater(f.write_iops, 0)
+
+    def test_truncated_line_is_rejected(self):
+        line = data('fio-terse-read.txt')
+        with self.assertRaises(guest.ParseError):
+            guest.parse_terse(line[:len(line) // 3])
+
+    def test_other_version_is_rejected(self):
+        with self.assertRaises(guest.ParseError):
+            guest.parse_terse('2' + data('fio-terse-read.txt')[1:])
+
+    def test_garbage_number_is_rejected(self):
+        f = data('fio-terse-read.txt').split(';')
+        f[6] = 'fast'
+        with self.assertRaises(guest.ParseError):
+            guest.parse_terse(';'.join(f))
+
+
+class Profiler(unittest.TestCase):
+    def test_line(self):
+        p = guest.parse_prof('cpu=1 iommu_dma_map_page 1234 35801.23 us 29.012 us 1.0 us'.split())
+        self.assertEqual((p.cpu, p.function, p.hits), (1, 'iommu_dma_map_page', 1234))
+        self.assertAlmostEqual(p.time_us, 35801.23)
+
+    def test_units(self):
+        p = guest.parse_prof('cpu=0 f 1 2.5 ms 2.5 ms 0 us'.split())
+        self.assertAlmostEqual(p.time_us, 2500.0)
+
+    def test_bad_unit(self):
+        with self.assertRaises(guest.ParseError):
+            guest.parse_prof('cpu=0 f 1 2.5 parsecs'.split())
+
+    def test_missing_cpu(self):
+        with self.assertRaises(guest.ParseError):
+            guest.parse_prof('f 1 2.5 us 2.5 us'.split())
+
+
+class GuestOutput(unittest.TestCase):
+    def setUp(self):
+        self.o = guest.parse(data('bench-results.log'))
+
+    def test_structure(self):
+        self.assertTrue(self.o.ended)
+        self.assertEqual(self.o.begin[0], 'bench')
+        self.assertEqual(len(self.o.cells), 3)
+        self.assertEqual(self.o.cells[0][0], ('strict', 'read', '4k', 1, 1))
+        self.assertEqual(len(self.o.prof[('strict', 'read', '4k', 1, 1)]), 3)
+
+    def test_profile_summed_over_cpus(self):
+        t, n = guest.iommu_time(self.o.prof[('strict', 'read', '4k', 1, 1)], 'iommu_dma_map_')
+        self.assertAlmostEqual(t, 60000.0)
+        self.assertEqual(n, 2000)
+
+    def test_missing_end(self):
+        text = data('bench-results.log').replace('HIB end\n', '')
+        self.assertFalse(guest.parse(text).ended)
+
+    def test_error_line(self):
+        o = guest.parse('HIB begin bench x y\nHIB error no NVMe controller found\n')
+        self.assertEqual(o.errors, ['no NVMe controller found'])
+
+
+class Aggregate(unittest.TestCase):
+    def test_per_gib_and_medians(self):
+        cells = report.aggregate([guest.parse(data('bench-results.log'))])
+        c = cells[('strict', 'read', 4096, 1)]
+        gib = 32768 * 1024 / float(1 << 30)
+        self.assertAlmostEqual(c['median']['map_us_per_gib'], 60000.0 / gib)
+        self.assertAlmostEqual(c['median']['unmap_us_per_gib'], 52000.0 / gib)
+        self.assertEqual(cells[('passthrough', 'read', 4096, 1)]['median']['map_us_per_gib'], 0)
+        w = cells[('strict', 'write', 65536, 2)]
+        self.assertAlmostEqual(w['median']['map_us_per_gib'], 1500.0 / (16384 * 1024 / float(1 << 30)))
+
+    def test_median_of_three(self):
+        text = data('bench-results.log')
+        outs = [guest.parse(text) for _ in range(3)]
+        for i, o in enumerate(outs):
+            key, fio = o.cells[0]
+            o.cells[0] = (key, fio._replace(read_bw_kib=[100, 300, 200][i]))
+        cells = report.aggregate(outs)
+        self.assertEqual(cells[('strict', 'read', 4096, 1)]['median']['bw_kib'], 200)
+
+    def test_json_schema(self):
+        cells = report.aggregate([guest.parse(data('bench-results.log'))])
+        doc = report.bench_json(cells, '6.12.117', '7.2', '3.33', '2026-01-01')
+        self.assertEqual(set(doc), {'kernel', 'qemu', 'fio', 'date', 'runs'})
+        want = {'mode', 'rw', 'bs', 'iodepth', 'numjobs', 'reps', 'bw_kib', 'iops',
+                'map_us_per_gib', 'unmap_us_per_gib'}
+        for r in doc['runs']:
+            self.assertEqual(set(r), want)
+            self.assertIsInstance(r['bs'], int)
+        self.assertEqual(len(doc['runs']), 3)
+
+    def test_fio_error_is_refused(self):
+        o = guest.parse(data('bench-results.log'))
+        key, fio = o.cells[0]
+        o.cells[0] = (key, fio._replace(error=5))
+        with self.assertRaises(guest.ParseError):
+            report.aggregate([o])
+
+    def test_cost_model(self):
+        cells = report.aggregate([guest.parse(data('bench-results.log'))])
+        c = report.cost_model(cells)
+        self.assertAlmostEqual(c['map_us_per_call'], (60000.0 + 1500.0) / 2010)
+        self.assertAlmostEqual(c['unmap_us_per_call'], 26.0)
+
+    def test_markdown_has_ratios(self):
+        cells = report.aggregate([guest.parse(data('bench-results.log'))])
+        doc = report.bench_json(cells, '6.12.117', '7.2', '3.33', '2026-01-01')
+        md = report.bench_md(doc, cells, report.cost_model(cells), 'test machine')
+        self.assertIn('strict/passthrough', md)
+        self.assertIn('| 4k | ', md)
+        self.assertIn('1.00', md)   # same fio line for both modes: ratio 1
+
+    def test_bs_bytes(self):
+        self.assertEqual(report.bs_bytes('4k'), 4096)
+        self.assertEqual(report.bs_bytes('512'), 512)
+        self.assertEqual(report.bs_bytes('1M'), 1 << 20)
+        with self.assertRaises(ValueError):
+            report.bs_bytes('lots')
+
+
+class Console(unittest.TestCase):
+    def test_reports_found_in_order(self):
+        r = console.reports(data('console-kasan.log'))
+        self.assertEqual(len(r), 4)
+        self.assertIn('BUG: KASAN: slab-use-after-free', r[0][1])
+        self.assertEqual(r[0][0], 7)
+        self.assertIn('WARNING: CPU: 1', r[1][1])
+        self.assertIn('device driver frees DMA memory', r[2][1])
+        self.assertIn('3 new suspected memory leaks', r[3][1])
+
+    def test_benign_debug_lines(self):
+        self.assertEqual(console.reports(data('console-clean.log')), [])
+
+    def test_lockdep(self):
+        self.assertEqual(len(console.reports(
+            '[ 1.0] WARNING: possible circular locking dependency detected\n')), 1)
+
+    def test_strip_stamp(self):
+        self.assertEqual(console.strip_stamp('[   12.500100] BUG: x'), 'BUG: x')
+
+
+class Ktap(unittest.TestCase):
+    def test_mixed(self):
+        cases, problems = ktap.parse(data('ktap-mixed.log'))
+        self.assertEqual(problems, [])
+        got = [(c.suite, c.name, c.status) for c in cases]
+        self.assertEqual(got, [
+            ('io-buffer-pool', 'classes_are_powers_of_granule', 'pass'),
+            ('io-buffer-pool', 'partial_write_keeps_original', 'fail'),
+            ('io-buffer-pool', 'highmem_page', 'skip'),
+            ('second-suite', 'param_case', 'pass'),
+            ('second-suite', 'plain_case', 'pass')])
+
+    def test_crash_inside_suite(self):
+        cases, problems = ktap.parse(data('ktap-crashed.log'))
+        self.assertEqual(len(cases), 1)
+        self.assertEqual(len(problems), 1)
+        self.assertIn('planned 4 cases, reported 1', problems[0])
+
+
+class Kconfig(unittest.TestCase):
+    CONFIG = ('CONFIG_64BIT=y\nCONFIG_KASAN=y\n# CONFIG_SLUB_TINY is not set\n'
+              'CONFIG_NR_CPUS=2\n')
+
+    def test_all_present(self):
+        frag = 'CONFIG_KASAN=y\n# CONFIG_SLUB_TINY is not set\nCONFIG_NR_CPUS=2\n'
+        self.assertEqual(kconfig.missing(self.CONFIG, [frag]), [])
+
+    def test_dropped_option_named(self):
+        frag = 'CONFIG_KASAN=y\nCONFIG_PROVE_LOCKING=y\n'
+        self.assertEqual(kconfig.missing(self.CONFIG, [frag]),
+                         [('CONFIG_PROVE_LOCKING', 'y', 'n')])
+
+    def test_unset_request_violated(self):
+        self.assertEqual(kconfig.missing('CONFIG_SLUB_TINY=y\n', ['# CONFIG_SLUB_TINY is not set']),
+                         [('CONFIG_SLUB_TINY', 'n', 'y')])
+
+    def test_value_mismatch(self):
+        self.assertEqual(kconfig.missing(self.CONFIG, ['CONFIG_NR_CPUS=4']),
+                         [('CONFIG_NR_CPUS', '4', '2')])
+
+    def test_main_exit_code(self):
+        import contextlib
+        import io
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            cfg, frag = os.path.join(d, 'c'), os.path.join(d, 'f')
+            with open(cfg, 'w') as f:
+                f.write(self.CONFIG)
+            with open(frag, 'w') as f:
+                f.write('CONFIG_DMA_API_DEBUG=y\n')
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                self.assertEqual(kconfig.main(['x', cfg, frag]), 1)
+            self.assertIn('CONFIG_DMA_API_DEBUG: wanted y, got unset', err.getvalue())
+            with open(frag, 'w') as f:
+                f.write('CONFIG_KASAN=y\n')
+            self.assertEqual(kconfig.main(['x', cfg, frag]), 0)
+
+
+if __name__ == '__main__':
+    unittest.main()
