@@ -92,7 +92,8 @@ build() {
 	frags=("$TOP/harness/configs/base.config" "$TOP/harness/configs/$fl.config")
 	h=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
 	mkdir -p "$obj"
-	local mk=(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc")
+	# LOCALVERSION= keeps uname -r at the plain upstream version (no "+" for a git tree).
+	local mk=(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION=)
 	if [ "$(cat "$obj/.hib-fragments" 2>/dev/null)" != "$h" ] || [ ! -f "$obj/.config" ]; then
 		log "configuring $fl (tinyconfig + fragments)"
 		"${mk[@]}" tinyconfig >/dev/null

@@ -19,7 +19,7 @@ for a in $("$BB" --list-full); do
 done
 cp "$FIO" "$ROOT/usr/bin/fio"
 # the libraries and the loader, at the paths ldd names
-ldd "$FIO" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | sort -u | while read -r lib; do
+ldd "$FIO" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u | while read -r lib; do
 	mkdir -p "$ROOT$(dirname "$lib")"
 	cp -L "$lib" "$ROOT$lib"
 done

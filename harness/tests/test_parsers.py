@@ -88,6 +88,26 @@ class GuestOutput(unittest.TestCase):
         self.assertEqual(o.errors, ['no NVMe controller found'])
 
 
+class RecordedGuestRun(unittest.TestCase):
+    """A real result log from the bench kernel: 3 modes, reads at 4k and 128k."""
+
+    def test_recorded(self):
+        o = guest.parse(data('bench-results-recorded.log'))
+        self.assertTrue(o.ended)
+        self.assertEqual(o.errors, [])
+        self.assertEqual([m[0] for m in o.modes], ['strict', 'lazy', 'passthrough'])
+        self.assertEqual(len(o.cells), 6)
+        cells = report.aggregate([o])
+        strict = cells[('strict', 'read', 4096, 1)]['median']
+        self.assertGreater(strict['map_us_per_gib'], 0)
+        self.assertGreater(strict['unmap_us_per_gib'], 0)
+        pt = cells[('passthrough', 'read', 4096, 1)]['median']
+        self.assertEqual(pt['map_us_per_gib'], 0)   # identity domain: dma-direct
+        big = cells[('strict', 'read', 131072, 1)]['reps'][0]
+        # 128k reads go through both map_page (single segment) and map_sg
+        self.assertEqual(big['map_calls'], 12818 + 2096 + 42 + 236)
+
+
 class Aggregate(unittest.TestCase):
     def test_per_gib_and_medians(self):
         cells = report.aggregate([guest.parse(data('bench-results.log'))])
