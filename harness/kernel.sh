@@ -95,10 +95,19 @@ build() {
 	# LOCALVERSION= keeps uname -r at the plain upstream version (no "+" for a git tree).
 	local mk=(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION=)
 	if [ "$(cat "$obj/.hib-fragments" 2>/dev/null)" != "$h" ] || [ ! -f "$obj/.config" ]; then
+		# Generate the config in a scratch directory and install it only if it
+		# differs: rewriting .config in place makes Kbuild rebuild everything,
+		# a changed option alone rebuilds only the files that use it.
+		local kc=$B/kconfig-$fl
 		log "configuring $fl (tinyconfig + fragments)"
-		"${mk[@]}" tinyconfig >/dev/null
-		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "${frags[@]}" >/dev/null
-		"${mk[@]}" olddefconfig >/dev/null
+		mkdir -p "$kc"
+		make -s -C "$SRC" O="$kc" CC="ccache gcc" HOSTCC="ccache gcc" tinyconfig >/dev/null
+		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$kc" "$kc/.config" "${frags[@]}" >/dev/null
+		make -s -C "$SRC" O="$kc" CC="ccache gcc" HOSTCC="ccache gcc" olddefconfig >/dev/null
+		if ! cmp -s "$kc/.config" "$obj/.config"; then
+			cp "$kc/.config" "$obj/.config"
+			"${mk[@]}" olddefconfig >/dev/null
+		fi
 		echo "$h" > "$obj/.hib-fragments"
 	fi
 	# Every option a fragment asks for must have survived Kconfig's dependency rules.
