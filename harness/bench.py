@@ -27,7 +27,7 @@ def main():
     ap.add_argument('--initrd', default=os.path.join(TOP, 'build/initramfs.cpio'))
     ap.add_argument('--out', default=os.path.join(TOP, 'results'))
     ap.add_argument('--logs', default=os.path.join(TOP, 'build/logs'))
-    ap.add_argument('--modes', default='strict,lazy,passthrough')
+    ap.add_argument('--modes', default='strict,pool,lazy,passthrough')
     ap.add_argument('--rw', default='read,write')
     ap.add_argument('--bs', default='4k,16k,64k,128k')
     ap.add_argument('--jobs', default='1,2')

@@ -36,6 +36,19 @@ series_hash() {
 
 git_k() { git -C "$SRC" -c user.name=hib -c user.email=hib@localhost "$@"; }
 
+series_files() {
+	grep -v '^[[:space:]]*\(#\|$\)' "$TOP/patches/series" | sed "s|^|$TOP/patches/|" || true
+}
+
+# True when base..HEAD holds exactly the patches of the series (a developer
+# committed in build/linux and exported with git format-patch).
+tree_is_series() {
+	local a b
+	a=$(git_k format-patch --stdout base..HEAD | git patch-id --stable | cut -d' ' -f1)
+	b=$(series_files | xargs -r cat | git patch-id --stable | cut -d' ' -f1)
+	[ "$a" = "$b" ]
+}
+
 prepare() {
 	[ -f "$TARBALL" ] || die "$TARBALL missing: run harness/deps.sh (package linux-source-6.12)"
 	mkdir -p "$B"
@@ -62,6 +75,11 @@ prepare() {
 	have=$(cat "$SRC/.git/hib-applied" 2>/dev/null || echo "none $(git_k rev-parse base)")
 	head=$(git_k rev-parse HEAD)
 	dirty=$(git_k status --porcelain --untracked-files=no)
+	if [ -z "$dirty" ] && [ "${have#* }" != "$head" ] && tree_is_series; then
+		echo "$want $head" > "$SRC/.git/hib-applied"
+		log "build/linux holds the series as exported (HEAD $(git_k rev-parse --short HEAD))"
+		return
+	fi
 	if [ -n "$dirty" ] || [ "${have#* }" != "$head" ]; then
 		[ "${HIB_TREE:-}" = keep ] && { log "HIB_TREE=keep: building $SRC as it is"; return; }
 		die "$SRC has commits or edits that did not come from patches/.

@@ -3,11 +3,12 @@
 
 Line kinds (see harness/guest/init):
   HIB begin SCENARIO UNAME BOOT_ID
-  HIB mode MODE group=N type=T dev=D
+  HIB mode MODE group=N type=T dev=D bounce=Y|N|none threshold=N|none
   HIB fio MODE RW BS NUMJOBS REP TERSE
   HIB prof MODE RW BS NUMJOBS REP cpu=N FUNCTION HITS TIME UNIT AVG UNIT S2 UNIT
-  HIB verify BS rc=N TERSE
-  HIB verify-error BS TEXT
+  HIB stat TAG... NAME VALUE        (the pool's debugfs counters after TAG)
+  HIB verify MODE BS rc=N TERSE
+  HIB verify-error MODE BS TEXT
   HIB dma-api-errors N
   HIB kmemleak N
   HIB error TEXT
@@ -73,8 +74,9 @@ class Output:
         self.modes = []
         self.cells = []          # (key, Fio), key = (mode, rw, bs, numjobs, rep)
         self.prof = collections.defaultdict(list)   # key -> [Prof]
-        self.verify = []         # (bs, rc, Fio or None)
-        self.verify_errors = {}  # bs -> text
+        self.verify = []         # (mode, bs, rc, Fio or None)
+        self.verify_errors = {}  # (mode, bs) -> text
+        self.stats = collections.defaultdict(dict)   # tag -> {counter: value}
         self.dma_api_errors = None
         self.kmemleak = None
 
@@ -109,11 +111,20 @@ def parse(text):
                 raise ParseError('short prof line: %r' % line)
             o.prof[_key(f)].append(parse_prof(f[5:]))
         elif kind == 'verify':
-            rc = int(f[1].split('=')[1])
-            fio = parse_terse(f[2]) if len(f) > 2 else None
-            o.verify.append((f[0], rc, fio))
+            if len(f) < 3 or not f[2].startswith('rc='):
+                raise ParseError('bad verify line: %r' % line)
+            rc = int(f[2][3:])
+            fio = parse_terse(f[3]) if len(f) > 3 else None
+            o.verify.append((f[0], f[1], rc, fio))
         elif kind == 'verify-error':
-            o.verify_errors[f[0]] = rest.partition(' ')[2]
+            o.verify_errors[(f[0], f[1])] = ' '.join(f[2:])
+        elif kind == 'stat':
+            if len(f) < 3:
+                raise ParseError('short stat line: %r' % line)
+            try:
+                o.stats[' '.join(f[:-2])][f[-2]] = int(f[-1])
+            except ValueError as e:
+                raise ParseError('bad stat value: %r' % line) from e
         elif kind == 'dma-api-errors':
             o.dma_api_errors = int(f[0])
         elif kind == 'kmemleak':

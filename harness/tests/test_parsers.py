@@ -83,6 +83,30 @@ class GuestOutput(unittest.TestCase):
         text = data('bench-results.log').replace('HIB end\n', '')
         self.assertFalse(guest.parse(text).ended)
 
+    def test_verify_and_stats(self):
+        terse = data('fio-terse-write.txt').strip()
+        text = ('HIB stat pool before bounced 10\n'
+                'HIB stat pool before fallback_class_full 0\n'
+                'HIB verify pool 4096 rc=0 %s\n'
+                'HIB verify pool mix rc=1 %s\n'
+                'HIB verify-error pool mix fio: verify failed at offset 4096\n'
+                'HIB stat pool after bounced 1234\n'
+                'HIB stat strict read 4k 1 2 slots_mapped 7\n' % (terse, terse))
+        o = guest.parse(text)
+        self.assertEqual([(m, b, rc) for m, b, rc, _ in o.verify],
+                         [('pool', '4096', 0), ('pool', 'mix', 1)])
+        self.assertEqual(o.verify[0][3].write_kib, 16384)
+        self.assertEqual(o.verify_errors[('pool', 'mix')], 'fio: verify failed at offset 4096')
+        self.assertEqual(o.stats['pool before'], {'bounced': 10, 'fallback_class_full': 0})
+        self.assertEqual(o.stats['pool after']['bounced'], 1234)
+        self.assertEqual(o.stats['strict read 4k 1 2']['slots_mapped'], 7)
+
+    def test_bad_verify_and_stat_lines(self):
+        with self.assertRaises(guest.ParseError):
+            guest.parse('HIB verify pool 4096 0\n')
+        with self.assertRaises(guest.ParseError):
+            guest.parse('HIB stat pool bounced lots\n')
+
     def test_error_line(self):
         o = guest.parse('HIB begin bench x y\nHIB error no NVMe controller found\n')
         self.assertEqual(o.errors, ['no NVMe controller found'])
