@@ -69,6 +69,9 @@ def main():
     date = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
     doc = report.bench_json(cells, kernel, qemu_ver, fio_ver, date)
     cost = report.cost_model(cells)
+    threshold = next((f.split('=', 1)[1] for m in out.modes if m[0] == 'pool'
+                      for f in m if f.startswith('threshold=')), None)
+    pcost = report.pool_cost(cells, cost, threshold)
     cpu = 'unknown CPU'
     try:
         with open('/proc/cpuinfo') as f:
@@ -78,7 +81,9 @@ def main():
     machine = ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
                '2 GiB.' % (cpu, os.cpu_count(), platform.release()))
     md = report.write(a.out, doc, cells, cost, machine,
-                      {'guest_boot_seconds': round(run.elapsed), 'cmdline': append})
+                      {'guest_boot_seconds': round(run.elapsed), 'cmdline': append,
+                       'pool_stats': {k: v for k, v in out.stats.items() if k.startswith('pool')}},
+                      pcost)
     print(md)
     print('bench: wrote %s/bench.json, bench.md, bench.png (guest ran %.0f s)'
           % (a.out, run.elapsed))

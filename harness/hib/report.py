@@ -94,6 +94,36 @@ def cost_model(cells, mode='strict'):
             'map_calls': t['map_calls'], 'unmap_calls': t['unmap_calls']}
 
 
+def pool_cost(cells, strict, threshold):
+    """The cost model of the pool, measured in this run.
+
+    In mode pool, the profiled map and unmap of a bounced read are a copy
+    each (fill at map, copy back at unmap) plus the slot lookup, so the
+    smallest read cell gives the copy cost per KiB.  Reads pay two copies
+    against one strict map+unmap: they break even at
+    (strict map + unmap us) / (2 x copy us per KiB) KiB.
+    """
+    keys = sorted(k for k in cells if k[0] == 'pool' and k[1] == 'read' and k[3] == 1)
+    if not keys or strict['map_us_per_call'] is None:
+        return None
+    bs = keys[0][2]
+    t = collections.Counter()
+    for r in cells[keys[0]]['reps']:
+        for f in ('map_us', 'map_calls', 'unmap_us', 'unmap_calls'):
+            t[f] += r[f]
+    if not t['map_calls'] or not t['unmap_calls']:
+        return None
+    map_call = t['map_us'] / t['map_calls']
+    unmap_call = t['unmap_us'] / t['unmap_calls']
+    copy_kib = (map_call + unmap_call) / 2 / (bs / 1024.0)
+    strict_pair = strict['map_us_per_call'] + strict['unmap_us_per_call']
+    return {'bs': bs, 'pool_map_us_per_call': map_call, 'pool_unmap_us_per_call': unmap_call,
+            'copy_us_per_kib': copy_kib, 'strict_map_unmap_us': strict_pair,
+            'break_even_read_kib': strict_pair / (2 * copy_kib) if copy_kib else None,
+            'break_even_write_kib': strict_pair / copy_kib if copy_kib else None,
+            'threshold': threshold}
+
+
 def _size(b):
     return '%dk' % (b // 1024) if b >= 1024 and b % 1024 == 0 else str(b)
 
@@ -102,7 +132,7 @@ def _ratio(a, b):
     return '%.2f' % (a / b) if b else 'n/a'
 
 
-def bench_md(doc, cells, cost, machine):
+def bench_md(doc, cells, cost, machine, pcost=None):
     """The table a person reads."""
     modes = sorted({k[0] for k in cells}, key=_order)
     lines = ['# Benchmark: fio through virtio-iommu under QEMU TCG', '',
@@ -152,6 +182,17 @@ def bench_md(doc, cells, cost, machine):
                      % (cost['unmap_us_per_call'], cost['unmap_calls']))
     else:
         lines.append('- no strict-mode calls were profiled')
+    if pcost:
+        lines.append('- pool, %s reads: map %.1f us, unmap %.1f us per call; each is one copy of '
+                     'the buffer plus the slot lookup, so a copy costs %.2f us per KiB in this '
+                     'guest' % (_size(pcost['bs']), pcost['pool_map_us_per_call'],
+                                pcost['pool_unmap_us_per_call'], pcost['copy_us_per_kib']))
+        lines.append('- break-even: a bounced read (two copies) wins below %.1f KiB, a bounced '
+                     'write (one copy) below %.1f KiB, against %.1f us for a strict map + unmap'
+                     % (pcost['break_even_read_kib'], pcost['break_even_write_kib'],
+                        pcost['strict_map_unmap_us']))
+        lines.append('- threshold used: iommu.bounce_threshold=%s bytes (the default, '
+                     'CONFIG_IOMMU_IO_BUFFER_THRESHOLD)' % pcost['threshold'])
     lines.append('')
     lines.append('Produced by `make bench` (harness/bench.py); raw per-repetition values '
                  'in `bench-detail.json`, guest logs under `build/logs/`.')
@@ -183,21 +224,21 @@ def plot(cells, path):
     plt.close(fig)
 
 
-def write(outdir, doc, cells, cost, machine, detail_extra=None):
+def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None):
     """Write bench.json, bench-detail.json, bench.md and bench.png into outdir."""
     import os
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, 'bench.json'), 'w') as f:
         json.dump(doc, f, indent=1)
         f.write('\n')
-    detail = {'cost_model_strict': cost,
+    detail = {'cost_model_strict': cost, 'cost_model_pool': pcost,
               'cells': [{'mode': k[0], 'rw': k[1], 'bs': k[2], 'numjobs': k[3],
                          'reps': cells[k]['reps']} for k in sorted_keys(cells)]}
     detail.update(detail_extra or {})
     with open(os.path.join(outdir, 'bench-detail.json'), 'w') as f:
         json.dump(detail, f, indent=1)
         f.write('\n')
-    md = bench_md(doc, cells, cost, machine)
+    md = bench_md(doc, cells, cost, machine, pcost)
     with open(os.path.join(outdir, 'bench.md'), 'w') as f:
         f.write(md)
     plot(cells, os.path.join(outdir, 'bench.png'))

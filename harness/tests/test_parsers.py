@@ -176,6 +176,26 @@ class Aggregate(unittest.TestCase):
         self.assertAlmostEqual(c['map_us_per_call'], (60000.0 + 1500.0) / 2010)
         self.assertAlmostEqual(c['unmap_us_per_call'], 26.0)
 
+    def test_pool_cost_model(self):
+        text = data('bench-results.log').replace('HIB end\n', '')
+        R = data('fio-terse-read.txt').strip()
+        text += ('HIB prof pool read 4k 1 1 cpu=0 iommu_dma_map_page 1000 12000.0 us 12.0 us 1 us\n'
+                 'HIB prof pool read 4k 1 1 cpu=0 iommu_dma_unmap_page 1000 14000.0 us 14.0 us 1 us\n'
+                 'HIB fio pool read 4k 1 1 %s\nHIB end\n' % R)
+        cells = report.aggregate([guest.parse(text)])
+        strict = {'map_us_per_call': 25.0, 'unmap_us_per_call': 13.0}
+        c = report.pool_cost(cells, strict, '4096')
+        self.assertEqual(c['bs'], 4096)
+        self.assertAlmostEqual(c['copy_us_per_kib'], (12.0 + 14.0) / 2 / 4)
+        self.assertAlmostEqual(c['break_even_read_kib'], 38.0 / (2 * 3.25))
+        self.assertAlmostEqual(c['break_even_write_kib'], 38.0 / 3.25)
+        md = report.bench_md(report.bench_json(cells, 'k', 'q', 'f', 'd'), cells,
+                             report.cost_model(cells), 'm', c)
+        self.assertIn('3.25 us per KiB', md)
+        self.assertIn('iommu.bounce_threshold=4096', md)
+        self.assertIn('pool/strict', md)
+        self.assertIsNone(report.pool_cost({}, strict, '4096'))
+
     def test_markdown_has_ratios(self):
         cells = report.aggregate([guest.parse(data('bench-results.log'))])
         doc = report.bench_json(cells, '6.12.117', '7.2', '3.33', '2026-01-01')
