@@ -108,7 +108,8 @@ build() {
 	local fl=$1 obj=$B/obj-$1 frags h
 	[ -f "$TOP/harness/configs/$fl.config" ] || die "no harness/configs/$fl.config"
 	frags=("$TOP/harness/configs/base.config" "$TOP/harness/configs/$fl.config")
-	h=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
+	# A patch can change a Kconfig default: the series is part of the key too.
+	h=$( (cat "${frags[@]}"; series_hash) | sha256sum | cut -d' ' -f1)
 	mkdir -p "$obj"
 	# LOCALVERSION= keeps uname -r at the plain upstream version (no "+" for a git tree).
 	local mk=(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION=)

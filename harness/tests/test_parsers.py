@@ -172,9 +172,12 @@ class Aggregate(unittest.TestCase):
 
     def test_cost_model(self):
         cells = report.aggregate([guest.parse(data('bench-results.log'))])
-        c = report.cost_model(cells)
-        self.assertAlmostEqual(c['map_us_per_call'], (60000.0 + 1500.0) / 2010)
+        c = report.cost_model(cells)    # numjobs=1 cells only
+        self.assertAlmostEqual(c['map_us_per_call'], 60000.0 / 2000)
         self.assertAlmostEqual(c['unmap_us_per_call'], 26.0)
+        c2 = report.cost_model(cells, numjobs=2)
+        self.assertAlmostEqual(c2['map_us_per_call'], 150.0)
+        self.assertIsNone(c2['unmap_us_per_call'])
 
     def test_pool_cost_model(self):
         text = data('bench-results.log').replace('HIB end\n', '')
