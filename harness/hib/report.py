@@ -98,6 +98,13 @@ def cost_model(cells, mode='strict', numjobs=1):
             'map_calls': t['map_calls'], 'unmap_calls': t['unmap_calls']}
 
 
+def spread(cells):
+    """Median over cells of max/min IOPS across repetitions: the run's noise."""
+    r = [max(x['iops'] for x in c['reps']) / min(x['iops'] for x in c['reps'])
+         for c in cells.values() if len(c['reps']) > 1 and min(x['iops'] for x in c['reps'])]
+    return statistics.median(r) if r else None
+
+
 def pool_cost(cells, strict, threshold):
     """The cost model of the pool, measured in this run.
 
@@ -146,8 +153,14 @@ def bench_md(doc, cells, cost, machine, pcost=None):
              'value is the median of %d interleaved repetitions in one boot.'
              % max(len(c['reps']) for c in cells.values()), '',
              'Modes: ' + ', '.join('`%s`' % m for m in modes) + ' (`strict`: DMA domain, '
-             'strict invalidation; `lazy`: DMA-FQ; `passthrough`: identity domain, '
-             'no protection, the ceiling).', '']
+             'strict invalidation; `pool`: strict with the bounce pool on; `lazy`: DMA-FQ; '
+             '`passthrough`: identity domain, no protection, the ceiling).', '']
+    noise = spread(cells)
+    if noise:
+        lines += ['Noise: in the median cell the fastest repetition was %.2fx the slowest. '
+                  'Ratios closer to 1 than that are not resolved by this run; in cells the '
+                  'pool does not bounce (above the threshold) pool and strict run the same '
+                  'code.' % noise, '']
     groups = collections.OrderedDict()
     for key in sorted_keys(cells):
         groups.setdefault((key[1], key[3]), set()).add(key[2])
