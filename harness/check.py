@@ -166,6 +166,9 @@ def main():
                 ['harness/kernel.sh', 'prepare']):
             checkpatch(t)
             built = step(t, 'build the test kernel', ['harness/kernel.sh', 'build', 'test'])
+            if built and series():
+                step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/)',
+                     ['harness/kernel.sh', 'patchwise'])
             built = step(t, 'build the initramfs', ['make', '-s', 'build/initramfs.cpio']) and built
             if built:
                 verify_boot(t, a)

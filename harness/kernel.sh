@@ -5,6 +5,7 @@
 #                          tree (import tagged "base") and apply patches/series with git am
 # kernel.sh build FLAVOUR  configure and build build/obj-FLAVOUR/arch/x86/boot/bzImage
 #                          from harness/configs/base.config + FLAVOUR.config
+# kernel.sh patchwise      build drivers/iommu/ at every patch of the series, W=1
 #
 # Re-running reuses everything: the source tree is only reset when patches/ changed, the
 # config is only regenerated when a fragment changed, and ccache (outside the repo) serves
@@ -137,8 +138,41 @@ build() {
 	log "built $obj/arch/x86/boot/bzImage in $((SECONDS - t0)) s"
 }
 
+# Every patch of the series must build on its own: check out each commit of
+# base..HEAD in a worktree and build drivers/iommu/ with W=1, using the test
+# kernel's config.  Fails on a build error or on any W=1 warning.
+patchwise() {
+	local wt=$B/patchwise obj=$B/obj-patchwise cfg=$B/obj-test/.config
+	local c out n=0 fail=0
+	[ -f "$cfg" ] || die "patchwise needs $cfg: build the test kernel first"
+	git_k worktree prune
+	[ -e "$wt/.git" ] || git_k worktree add -q --detach "$wt" HEAD
+	mkdir -p "$obj"
+	local mk=(make -s -C "$wt" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION=)
+	for c in $(git_k rev-list --reverse base..HEAD); do
+		n=$((n + 1))
+		git -C "$wt" checkout -q --detach "$c"
+		cp "$cfg" "$obj/.config"
+		"${mk[@]}" olddefconfig >/dev/null
+		if ! out=$("${mk[@]}" -j"$JOBS" W=1 drivers/iommu/ 2>&1); then
+			echo "patch $n ($(git -C "$wt" log --format=%s -1)): build FAILED"
+			echo "$out" | tail -20
+			fail=1
+		elif echo "$out" | grep -q 'warning:'; then
+			echo "patch $n ($(git -C "$wt" log --format=%s -1)): W=1 warnings"
+			echo "$out" | grep -A3 'warning:' | head -20
+			fail=1
+		else
+			echo "patch $n ($(git -C "$wt" log --format=%s -1)): builds, W=1 clean"
+		fi
+	done
+	[ $n -gt 0 ] || echo "no patches in base..HEAD"
+	return $fail
+}
+
 case "${1:-}" in
 prepare) prepare ;;
+patchwise) patchwise ;;
 build) [ $# -eq 2 ] || die "usage: kernel.sh build FLAVOUR"; build "$2" ;;
-*) die "usage: kernel.sh prepare | build FLAVOUR" ;;
+*) die "usage: kernel.sh prepare | build FLAVOUR | patchwise" ;;
 esac
