@@ -2,7 +2,7 @@
 # io-buffer-pool harness.  `make bench` and `make check` install what they need.
 PY := /usr/bin/python3
 
-.PHONY: all bench check unit deps prepare kernels clean
+.PHONY: all bench check soak unit deps prepare kernels clean
 all: check
 
 deps:
@@ -24,6 +24,11 @@ bench: prepare
 
 check: deps
 	$(PY) harness/check.py $(CHECK_ARGS)
+
+# The reliability run alone, every fio size 8 times (CHECK_ARGS="--scale 16" for more):
+# results/reliability-soak.json and .md.
+soak: deps
+	$(PY) harness/check.py --soak $(CHECK_ARGS)
 
 unit:
 	$(PY) harness/check.py --unit-only

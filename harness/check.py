@@ -6,7 +6,10 @@ Stages: the harness's own unit tests; checkpatch --strict on every patch of the 
 the test kernel build (KASAN, lockdep, kmemleak, DMA-API debug, KUnit); one boot of it
 with a disk image that runs the KUnit suites and fio --verify=crc32c writes and reads over
 every block size, followed by DMA-API and kmemleak leak checks and a scan of the console
-for kernel reports.
+for kernel reports; a second boot of it, the reliability run (harness/hib/reliability.py):
+injected faults, memory pressure, unbind, hot-unplug, concurrency and bad knob values,
+which writes results/reliability.json and .md.  --soak (make soak) runs only that boot,
+with every fio run eight times longer, into results/reliability-soak.*.
 """
 import argparse
 import os
@@ -18,7 +21,7 @@ import unittest
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HARNESS)
 sys.path.insert(0, HARNESS)
-from hib import ktap, qemu  # noqa: E402
+from hib import guest, ktap, qemu, reliability  # noqa: E402
 
 
 class Tally:
@@ -147,6 +150,53 @@ def verify_boot(t, a):
         print('... %d KUnit cases parsed from %s' % (len(cases), run.console_log))
 
 
+def reliability_boot(t, a):
+    """The pool under injected faults, memory pressure, unbind, hot-unplug, concurrency
+    and bad knob values (guest scenario "reliability"); writes results/reliability.*"""
+    img = os.path.join(TOP, 'build', 'reliability.img')
+    with open(img, 'wb') as f:
+        f.truncate(a.disk_mib << 20)
+    append = ('iommu.strict=1 hib.scenario=reliability hib.scale=%d hib.rdisk=%d %s'
+              % (a.scale, a.disk_mib - 32, reliability.boot_append()))
+    name = 'reliability-soak' if a.soak else 'reliability'
+    print('... booting the test kernel (%s: faults, memory pressure, unbind, hot-plug, '
+          'bad input); console in build/logs/' % name, flush=True)
+    try:
+        run = qemu.boot('check-' + name, a.kernel, a.initrd, append,
+                        os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img, hotplug=True)
+    except (qemu.RunFailed, guest.ParseError) as e:
+        t.record('%s: boot test kernel' % name, False, str(e))
+        return
+    out = run.output
+    t.record('%s: guest completes and powers off (%.0f s)' % (name, run.elapsed),
+             out.ended and not run.timed_out, '; '.join(run.problems()) or 'no "HIB end"')
+    t.record('%s: console has no kernel report (WARNING/BUG/KASAN/lockdep/DMA-API)' % name,
+             not run.reports, '; '.join(p for p in run.problems() if 'kernel report' in p))
+    for e in out.errors:
+        t.record('%s: init error' % name, False, e)
+    rows = reliability.evaluate(out)
+    for r in rows:
+        t.record('%s: %s (%d faults, %d fallbacks, %d I/Os, %d bytes verified, %d corrupted, '
+                 '%d leaks)' % (name, r['name'], r['faults_injected'], r['fallbacks'],
+                                r['ios'], r['bytes_verified'], r['bytes_corrupted'],
+                                r['leaks']),
+                 r['passed'], '; '.join(r['failures']))
+    cases, problems = ktap.parse(run.console)
+    bad = [c for c in cases if c.status == 'fail'] + problems
+    t.record('%s: KUnit suites pass in this boot too (%d cases)' % (name, len(cases)),
+             bool(cases) and not bad, '; '.join(str(b) for b in bad) or 'no KUnit output')
+    rows += reliability.kunit_rows(cases)
+    clean = not run.reports and out.ended and not run.timed_out and not out.errors
+    note = ('Console: %s.' % ('no kernel report' if clean else
+                              'NOT CLEAN: ' + '; '.join(run.problems())))
+    if a.soak:
+        note += ' Soak run: every fio size times %d.' % a.scale
+    outdir = os.path.join(TOP, 'results')
+    prefix = 'reliability-soak' if a.soak else 'reliability'
+    reliability.write(rows, reliability.kernel(out), outdir, note, prefix=prefix)
+    print('... wrote results/%s.json and .md' % prefix)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--kernel', default=os.path.join(TOP, 'build/obj-test/arch/x86/boot/bzImage'))
@@ -156,7 +206,16 @@ def main():
     ap.add_argument('--disk-mib', type=int, default=512)
     ap.add_argument('--timeout', type=int, default=1800)
     ap.add_argument('--unit-only', action='store_true', help='only the harness unit tests')
+    ap.add_argument('--soak', action='store_true',
+                    help='only the reliability boot, --scale times longer (make soak)')
+    ap.add_argument('--scale', type=int, default=None,
+                    help='fio size factor of the reliability run (1; 8 with --soak)')
     a = ap.parse_args()
+    if a.scale is None:
+        a.scale = 8 if a.soak else 1
+    if a.soak:
+        a.timeout = max(a.timeout, 3600)
+        a.disk_mib = max(a.disk_mib, 1024)
 
     t = Tally()
     t0 = time.monotonic()
@@ -164,14 +223,17 @@ def main():
     if not a.unit_only:
         if step(t, 'prepare build/linux (git am patches/series)',
                 ['harness/kernel.sh', 'prepare']):
-            checkpatch(t)
+            if not a.soak:
+                checkpatch(t)
             built = step(t, 'build the test kernel', ['harness/kernel.sh', 'build', 'test'])
-            if built and series():
+            if built and series() and not a.soak:
                 step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/)',
                      ['harness/kernel.sh', 'patchwise'])
             built = step(t, 'build the initramfs', ['make', '-s', 'build/initramfs.cpio']) and built
-            if built:
+            if built and not a.soak:
                 verify_boot(t, a)
+            if built:
+                reliability_boot(t, a)
     print('check: %.0f s' % (time.monotonic() - t0))
     if t.failed:
         print('failed:\n  ' + '\n  '.join(t.failed))

@@ -9,12 +9,22 @@ Line kinds (see harness/guest/init):
   HIB stat TAG... NAME VALUE        (the pool's debugfs counters after TAG)
   HIB verify MODE BS rc=N TERSE
   HIB verify-error MODE BS TEXT
+  HIB case NAME                     (reliability: the case the lines below belong to)
+  HIB rfio CASE rc=N JSON           (reliability: a fio --verify run, json without spaces)
+  HIB rfio-err CASE TEXT            (a line fio wrote to stderr in that run)
+  HIB knob NAME value=V want=ok|rej rc=N before=B after=A expect=E
+  HIB knob-boot NAME VALUE          (a knob's value as the boot command line left it)
+  HIB knob-log TEXT                 (a kernel log line about a refused parameter)
+  HIB ask unplug|plug               (the guest asks the host for a monitor command)
+  HIB hotplug-group GROUP type=T
   HIB dma-api-errors N
   HIB kmemleak N
   HIB error TEXT
   HIB end
 """
 import collections
+import json
+import re
 
 # fio --output-format=terse --terse-version=3: 1-based field numbers
 _T_VERSION, _T_ERROR = 1, 5
@@ -26,6 +36,10 @@ _UNIT_US = {'ns': 1e-3, 'us': 1.0, 'ms': 1e3, 's': 1e6}
 Fio = collections.namedtuple('Fio', 'read_kib read_bw_kib read_iops write_kib write_bw_kib '
                                     'write_iops error')
 Prof = collections.namedtuple('Prof', 'cpu function hits time_us')
+# One fio --output-format=json run, summed over its jobs.  verified: bytes fio read back
+# and checked (the reads of a write+verify job); error: the first non-zero job error.
+FioRun = collections.namedtuple('FioRun', 'rc read_bytes write_bytes ios error jobs')
+Knob = collections.namedtuple('Knob', 'name value want rc before after expect')
 
 
 class ParseError(ValueError):
@@ -64,6 +78,52 @@ def parse_prof(fields):
     return Prof(cpu=cpu, function=fields[1], hits=hits, time_us=t * _UNIT_US[unit])
 
 
+def parse_fio_json(rc, text):
+    """Sum a fio json report (one line, whitespace removed) over its jobs into a FioRun."""
+    try:
+        doc = json.loads(text[text.find('{'):])
+        jobs = doc['jobs']
+        rd = sum(int(j['read']['io_bytes']) for j in jobs)
+        wr = sum(int(j['write']['io_bytes']) for j in jobs)
+        ios = sum(int(j[d]['total_ios']) for j in jobs for d in ('read', 'write'))
+        err = next((int(j['error']) for j in jobs if int(j.get('error', 0))), 0)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ParseError('not a fio json report (%s): %r' % (e, text[:80])) from e
+    return FioRun(rc=rc, read_bytes=rd, write_bytes=wr, ios=ios, error=err, jobs=len(jobs))
+
+
+# fio's verify complaints, e.g. "crc32c: verify failed at file /dev/nvme0n1 offset
+# 1048576, length 4096 (requested block: ...)" or "verify: bad magic header ..., length N"
+_VERIFY_BAD = re.compile(r'verify failed|bad magic|bad header|mismatch|bad pattern', re.I)
+_LENGTH = re.compile(r'length[ =]+(\d+)')
+
+
+def corrupted_bytes(lines):
+    """(bytes, complaints): the block lengths fio's verify complaints name, and how many."""
+    total = n = 0
+    for line in lines:
+        if not _VERIFY_BAD.search(line):
+            continue
+        n += 1
+        m = _LENGTH.search(line)
+        if m:
+            total += int(m.group(1))
+    return total, n
+
+
+def _kv(fields, names):
+    """The values of 'name=value' fields, in the order of names."""
+    d = {}
+    for f in fields:
+        k, eq, v = f.partition('=')
+        if eq:
+            d[k] = v
+    try:
+        return [d[n] for n in names]
+    except KeyError as e:
+        raise ParseError('missing %s= in %r' % (e.args[0], ' '.join(fields))) from e
+
+
 class Output:
     """Everything one boot reported, grouped by kind."""
 
@@ -79,6 +139,14 @@ class Output:
         self.stats = collections.defaultdict(dict)   # tag -> {counter: value}
         self.dma_api_errors = None
         self.kmemleak = None
+        self.cases = []          # reliability case names, in order
+        self.rfio = {}           # fio run name -> FioRun
+        self.rfio_err = collections.defaultdict(list)   # fio run name -> [stderr line]
+        self.knobs = []          # [Knob]
+        self.knob_boot = {}      # knob -> value after boot
+        self.knob_log = []       # kernel log lines about refused parameters
+        self.asks = []
+        self.hotplug_group = None   # (group, type) after re-plug
 
 
 def _key(f):
@@ -125,6 +193,32 @@ def parse(text):
                 o.stats[' '.join(f[:-2])][f[-2]] = int(f[-1])
             except ValueError as e:
                 raise ParseError('bad stat value: %r' % line) from e
+        elif kind == 'case':
+            o.cases.append(rest.strip())
+        elif kind == 'rfio':
+            if len(f) < 2 or not f[1].startswith('rc='):
+                raise ParseError('bad rfio line: %r' % line[:120])
+            rc = int(f[1][3:])
+            if len(f) > 2:
+                o.rfio[f[0]] = parse_fio_json(rc, f[2])
+            else:
+                o.rfio[f[0]] = FioRun(rc=rc, read_bytes=0, write_bytes=0, ios=0, error=-1, jobs=0)
+        elif kind == 'rfio-err':
+            o.rfio_err[f[0]].append(rest.partition(' ')[2])
+        elif kind == 'knob':
+            if not f:
+                raise ParseError('bad knob line: %r' % line)
+            value, want, rc, before, after, expect = _kv(
+                f[1:], ('value', 'want', 'rc', 'before', 'after', 'expect'))
+            o.knobs.append(Knob(f[0], value, want, int(rc), before, after, expect))
+        elif kind == 'knob-boot':
+            o.knob_boot[f[0]] = f[1] if len(f) > 1 else ''
+        elif kind == 'knob-log':
+            o.knob_log.append(rest)
+        elif kind == 'ask':
+            o.asks.append(rest.strip())
+        elif kind == 'hotplug-group':
+            o.hotplug_group = (f[0], _kv(f[1:], ('type',))[0])
         elif kind == 'dma-api-errors':
             o.dma_api_errors = int(f[0])
         elif kind == 'kmemleak':

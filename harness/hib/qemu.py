@@ -6,8 +6,11 @@ to a second serial port, RESULTS.  A run fails when QEMU outlives its timeout, t
 prints a report (WARNING, BUG, KASAN, lockdep, DMA-API, kmemleak: see console.py), the
 guest never reaches "HIB end", or it says "HIB error".
 """
+import json
 import os
+import socket
 import subprocess
+import threading
 import time
 
 from . import console, guest
@@ -19,20 +22,44 @@ class RunFailed(Exception):
     """A boot that did not produce a clean, complete result."""
 
 
+# The NVMe device of a hot-plug run (see command() and hotplug_request()): on its own
+# PCIe root port, its disk on a -blockdev node that outlives it.
+HOTPLUG_ID = 'nvme0'
+HOTPLUG_DEVICE = {'driver': 'nvme', 'id': HOTPLUG_ID, 'bus': 'rp1', 'drive': 'nvm',
+                  'serial': 'hib0001'}
+
+
 def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
-            mem='2G', monitor=None):
-    """Build the QEMU command line (a list) for one boot."""
+            mem='2G', monitor=None, hotplug=False):
+    """Build the QEMU command line (a list) for one boot.
+
+    hotplug puts the NVMe device (id nvme0) on a pcie-root-port (id rp1), its disk on a
+    -blockdev node that outlives the device, so that QMP device_del and device_add can
+    remove and re-add it; q35 signals that to the guest through ACPI.  monitor is the
+    path of a QMP unix socket.
+    """
     cmd = [QEMU, '-M', 'q35', '-cpu', 'max', '-smp', str(smp), '-m', mem,
            '-accel', 'tcg,thread=multi', '-nodefaults', '-display', 'none',
            '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', append,
            '-serial', 'file:' + console_log, '-serial', 'file:' + results_log,
            '-device', 'virtio-iommu-pci']
-    if disk:
-        cmd += ['-drive', 'file=%s,format=raw,if=none,id=nvm,cache=writeback' % disk]
+    if hotplug:
+        if not disk:
+            raise ValueError('hotplug needs a disk image')
+        cmd += ['-device', 'pcie-root-port,id=rp1,chassis=1,slot=1',
+                '-blockdev', 'driver=file,filename=%s,node-name=nvmfile' % disk,
+                '-blockdev', 'driver=raw,file=nvmfile,node-name=nvm',
+                '-device', ','.join(['nvme'] + ['%s=%s' % kv for kv in HOTPLUG_DEVICE.items()
+                                                 if kv[0] != 'driver'])]
     else:
-        cmd += ['-drive', 'driver=null-co,size=8G,read-zeroes=on,if=none,id=nvm']
-    cmd += ['-device', 'nvme,serial=hib0001,drive=nvm']
-    cmd += ['-monitor', 'unix:%s,server,nowait' % monitor if monitor else 'none']
+        if disk:
+            cmd += ['-drive', 'file=%s,format=raw,if=none,id=nvm,cache=writeback' % disk]
+        else:
+            cmd += ['-drive', 'driver=null-co,size=8G,read-zeroes=on,if=none,id=nvm']
+        cmd += ['-device', 'nvme,serial=hib0001,drive=nvm']
+    cmd += ['-monitor', 'none']
+    if monitor:
+        cmd += ['-qmp', 'unix:%s,server=on,wait=off' % monitor]
     return cmd
 
 
@@ -81,9 +108,121 @@ def _last(text):
     return lines[-1].strip() if lines else '(console empty)'
 
 
+class QMP:
+    """A QEMU Machine Protocol connection over a unix socket (-qmp unix:PATH)."""
+
+    def __init__(self, path, timeout=30):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b''
+        self.events = []
+        self.receive()                      # the greeting
+        self.execute('qmp_capabilities')
+
+    def close(self):
+        self.sock.close()
+
+    def receive(self):
+        """The next JSON message from QEMU."""
+        while b'\n' not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise OSError('QMP connection closed')
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b'\n')
+        return json.loads(line)
+
+    def execute(self, command, **arguments):
+        """Run one command; return its "return" value, raise OSError on "error"."""
+        msg = {'execute': command}
+        if arguments:
+            msg['arguments'] = arguments
+        self.sock.sendall(json.dumps(msg).encode() + b'\n')
+        while True:
+            m = self.receive()
+            if 'event' in m:
+                self.events.append(m)
+            elif 'error' in m:
+                raise OSError('%s: %s' % (command, m['error'].get('desc', m['error'])))
+            elif 'return' in m:
+                return m['return']
+
+    def wait_event(self, name, timeout, **data):
+        """Wait for event name whose data has the given items; return it, or None."""
+        end = time.monotonic() + timeout
+        while True:
+            for m in self.events:
+                if m['event'] == name and all(m.get('data', {}).get(k) == v
+                                              for k, v in data.items()):
+                    self.events.remove(m)
+                    return m
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                m = self.receive()
+            except socket.timeout:
+                return None
+            if 'event' in m:
+                self.events.append(m)
+
+
+def hotplug_request(qmp, what):
+    """Carry out a guest's "HIB ask WHAT" (unplug or plug of nvme0); return a log line.
+
+    unplug returns once QEMU has removed the device (DEVICE_DELETED: the guest has
+    ejected it), so that a following plug can reuse its id.
+    """
+    if what == 'unplug':
+        qmp.execute('device_del', id=HOTPLUG_ID)
+        ev = qmp.wait_event('DEVICE_DELETED', 120, device=HOTPLUG_ID)
+        return 'device_del %s: %s' % (HOTPLUG_ID, 'deleted' if ev else
+                                      'no DEVICE_DELETED within 120 s')
+    if what == 'plug':
+        qmp.execute('device_add', **HOTPLUG_DEVICE)
+        return 'device_add %s: done' % json.dumps(HOTPLUG_DEVICE)
+    return 'unknown request %r' % what
+
+
+class _Asker(threading.Thread):
+    """Answer the guest's "HIB ask WHAT" lines through QMP, in order, one at a time."""
+
+    def __init__(self, results_log, qmp_path, proc, log):
+        super().__init__(daemon=True)
+        self.results_log, self.qmp_path, self.proc, self.log = results_log, qmp_path, proc, log
+        self.done = 0
+
+    def note(self, text):
+        with open(self.log, 'a') as f:
+            f.write('%.1f %s\n' % (time.monotonic(), text))
+
+    def run(self):
+        qmp = None
+        while self.proc.poll() is None:
+            time.sleep(0.5)
+            asks = [l.split()[2] for l in _read(self.results_log).splitlines()
+                    if l.startswith('HIB ask ') and len(l.split()) > 2]
+            for what in asks[self.done:]:
+                try:
+                    qmp = qmp or QMP(self.qmp_path)
+                    self.note('ask %s: %s' % (what, hotplug_request(qmp, what)))
+                except (OSError, ValueError) as e:
+                    self.note('ask %s: QMP error: %s' % (what, e))
+                self.done += 1
+        if qmp:
+            qmp.close()
+
+
 def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
-         progress=None):
-    """Boot once and wait for power-off or timeout; return a Run."""
+         hotplug=False):
+    """Boot once and wait for power-off or timeout; return a Run.
+
+    With hotplug (see command()), a QMP socket is opened in logdir and the guest's
+    "HIB ask unplug|plug" lines are answered through it (hotplug_request()); the
+    exchange is logged in NAME.monitor.log.
+    """
     os.makedirs(logdir, exist_ok=True)
     con = os.path.join(logdir, name + '.console.log')
     res = os.path.join(logdir, name + '.results.log')
@@ -91,12 +230,21 @@ def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
         if os.path.exists(p):
             os.unlink(p)
     full = 'console=ttyS0,115200 panic=-1 ' + append
-    cmd = command(kernel, initrd, full, con, res, disk=disk, monitor=monitor)
+    if hotplug and not monitor:
+        monitor = os.path.join(logdir, name + '.monitor.sock')
+    if monitor and os.path.exists(monitor):
+        os.unlink(monitor)
+    cmd = command(kernel, initrd, full, con, res, disk=disk, monitor=monitor,
+                  hotplug=hotplug)
     with open(os.path.join(logdir, name + '.cmd'), 'w') as f:
         f.write(' '.join(cmd) + '\n')
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
+    if hotplug:
+        mlog = os.path.join(logdir, name + '.monitor.log')
+        open(mlog, 'w').close()
+        _Asker(res, monitor, proc, mlog).start()
     timed_out = False
     try:
         out, _ = proc.communicate(timeout=timeout)

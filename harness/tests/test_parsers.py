@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Unit tests of the harness stages, on recorded guest output in test_data/."""
+import json
 import os
+import tempfile
 import unittest
 
-from hib import console, guest, kconfig, ktap, report
+from hib import console, guest, kconfig, ktap, reliability, report
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test_data')
 
@@ -303,3 +305,156 @@ class Kconfig(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+def _fio_json(jobs):
+    return json.dumps({'fio version': 'fio-3.33', 'jobs': [
+        {'jobname': 'j', 'error': e, 'read': {'io_bytes': r, 'total_ios': r // 4096},
+         'write': {'io_bytes': w, 'total_ios': w // 4096}} for r, w, e in jobs]})
+
+
+class ReliabilityLines(unittest.TestCase):
+    def test_fio_json_summed_over_jobs(self):
+        text = _fio_json([(8192, 4096, 0), (4096, 4096, 0)]).replace(' ', '')
+        r = guest.parse_fio_json(0, text)
+        self.assertEqual((r.read_bytes, r.write_bytes, r.ios, r.jobs, r.error),
+                         (12288, 8192, 5, 2, 0))
+
+    def test_fio_json_first_error(self):
+        r = guest.parse_fio_json(1, 'note: x\n' + _fio_json([(0, 0, 0), (0, 0, 84)]))
+        self.assertEqual(r.error, 84)
+
+    def test_fio_json_garbage(self):
+        for bad in ('', '{"jobs": 3}', '{"jobs": [{"read": {}}]}', 'fio: no such file'):
+            with self.assertRaises(guest.ParseError):
+                guest.parse_fio_json(0, bad)
+
+    def test_corrupted_bytes(self):
+        lines = ['crc32c: verify failed at file /dev/nvme0n1 offset 1048576, length 4096 '
+                 '(requested block: offset=1048576, length=4096)',
+                 'verify: bad magic header 0, wanted acca at file /dev/nvme0n1 offset 0, '
+                 'length 512 (requested block: offset=0, length=512)',
+                 'fio: pid=1, err=84/file:io_u.c:2000, func=io_u_queued_complete']
+        self.assertEqual(guest.corrupted_bytes(lines), (4608, 2))
+        self.assertEqual(guest.corrupted_bytes(['Starting 1 process']), (0, 0))
+
+    def test_lines(self):
+        o = guest.parse('\n'.join([
+            'HIB case fault-map-10',
+            'HIB rfio fault-map-10 rc=0 ' + _fio_json([(4096, 4096, 0)]).replace(' ', ''),
+            'HIB rfio-err fault-map-10 crc32c: verify failed ... length 4096',
+            'HIB rfio broken rc=1',
+            'HIB knob bounce value= want=rej rc=1 before=Y after=Y expect=Y',
+            'HIB knob-boot bounce_slots 4096',
+            "HIB knob-log [ 0.8] Booting kernel: `0' invalid for parameter `iommu.bounce_slots'",
+            'HIB ask unplug', 'HIB ask plug', 'HIB hotplug-group 3 type=DMA']))
+        self.assertEqual(o.cases, ['fault-map-10'])
+        self.assertEqual(o.rfio['fault-map-10'].read_bytes, 4096)
+        self.assertEqual(o.rfio['broken'].error, -1)
+        self.assertEqual(o.rfio_err['fault-map-10'], ['crc32c: verify failed ... length 4096'])
+        self.assertEqual(o.knobs[0], guest.Knob('bounce', '', 'rej', 1, 'Y', 'Y', 'Y'))
+        self.assertEqual(o.knob_boot, {'bounce_slots': '4096'})
+        self.assertEqual(len(o.knob_log), 1)
+        self.assertEqual(o.asks, ['unplug', 'plug'])
+        self.assertEqual(o.hotplug_group, ('3', 'DMA'))
+
+    def test_bad_knob_line(self):
+        with self.assertRaises(guest.ParseError):
+            guest.parse('HIB knob bounce value=1 want=ok rc=0')
+
+
+class Reliability(unittest.TestCase):
+    """The verdicts on a recorded reliability run, and on that run made to go wrong."""
+    LOG = 'reliability-results.log'
+
+    def rows(self, text=None, edit=None):
+        text = text or data(self.LOG)
+        if edit:
+            text = edit(text)
+        return {r['name']: r for r in reliability.evaluate(guest.parse(text))}
+
+    def test_recorded_run_passes(self):
+        rows = self.rows()
+        self.assertEqual(list(rows), reliability.CASES)
+        for name, r in rows.items():
+            self.assertTrue(r['passed'], '%s: %s' % (name, r['failures']))
+            self.assertEqual(r['bytes_corrupted'], 0)
+            self.assertEqual(r['leaks'], 0)
+        self.assertEqual(rows['fault-alloc-100']['faults_injected'],
+                         rows['fault-alloc-100']['fallbacks'])
+        self.assertGreater(rows['fault-map-100']['faults_injected'], 0)
+        self.assertGreater(rows['concurrent']['bytes_verified'], 0)
+
+    def _stat(self, text, tag, counter, value):
+        old = [l for l in text.splitlines() if l.startswith('HIB stat %s %s ' % (tag, counter))]
+        self.assertEqual(len(old), 1)
+        return text.replace(old[0], 'HIB stat %s %s %d' % (tag, counter, value))
+
+    def test_fallback_mismatch_fails(self):
+        def edit(t):
+            return self._stat(t, 'fault-map-10 after', 'fallback_map_failed', 10 ** 6)
+        r = self.rows(edit=edit)['fault-map-10']
+        self.assertFalse(r['passed'])
+        self.assertIn('fallbacks', ' '.join(r['failures']))
+
+    def test_leaked_slot_fails(self):
+        def edit(t):
+            return self._stat(t, 'concurrent after', 'slots_mapped', 10 ** 6)
+        r = self.rows(edit=edit)['concurrent']
+        self.assertFalse(r['passed'])
+        self.assertGreater(r['leaks'], 0)
+
+    def test_idle_slots_fail(self):
+        def edit(t):
+            t = self._stat(t, 'idle after', 'slots_mapped', 3)
+            return self._stat(t, 'idle after', 'slots_cached', 3)
+        self.assertFalse(self.rows(edit=edit)['idle']['passed'])
+
+    def test_corruption_fails_and_counts(self):
+        def edit(t):
+            return t + ('\nHIB rfio-err hotplug crc32c: verify failed at file /dev/nvme0n1 '
+                        'offset 0, length 8192 (requested block: offset=0, length=8192)\n')
+        r = self.rows(edit=edit)['hotplug']
+        self.assertFalse(r['passed'])
+        self.assertEqual(r['bytes_corrupted'], 8192)
+
+    def test_accepted_garbage_fails(self):
+        def edit(t):
+            return t.replace('value=garbage want=rej rc=1', 'value=garbage want=rej rc=0')
+        self.assertFalse(self.rows(edit=edit)['bad-input']['passed'])
+
+    def test_missing_case_fails(self):
+        def edit(t):
+            return '\n'.join(l for l in t.splitlines() if 'shrinker' not in l)
+        self.assertFalse(self.rows(edit=edit)['shrinker']['passed'])
+
+    def test_kmemleak_counts_as_leak(self):
+        def edit(t):
+            return t.replace('HIB kmemleak 0', 'HIB kmemleak 2')
+        r = self.rows(edit=edit)['leak-check']
+        self.assertFalse(r['passed'])
+        self.assertEqual(r['leaks'], 2)
+
+    def test_report_files(self):
+        rows = list(self.rows().values())
+        with tempfile.TemporaryDirectory() as d:
+            reliability.write(rows, '6.12.117', d)
+            with open(os.path.join(d, 'reliability.json')) as f:
+                doc = json.load(f)
+            with open(os.path.join(d, 'reliability.md')) as f:
+                md = f.read()
+        self.assertEqual(doc['kernel'], '6.12.117')
+        keys = {'name', 'faults_injected', 'fallbacks', 'ios', 'bytes_verified',
+                'bytes_corrupted', 'leaks', 'passed'}
+        for c in doc['cases']:
+            self.assertLessEqual(keys, set(c))
+        self.assertEqual(md.count('\n| '), len(rows) + 1)
+
+    def test_kunit_rows(self):
+        cases = [ktap.Case('io-buffer-pool', n, 'pass') for n in reliability.KUNIT]
+        cases[0] = ktap.Case('io-buffer-pool', cases[0].name, 'fail')
+        rows = reliability.kunit_rows(cases[:-1])
+        self.assertEqual(len(rows), len(reliability.KUNIT))
+        self.assertEqual([r['passed'] for r in rows],
+                         [False] + [True] * (len(rows) - 2) + [False])
+        self.assertEqual(rows[0]['name'], 'kunit-dma_mask')
