@@ -284,7 +284,7 @@ KUNIT = {
     'iobp_test_fault_injection': 'each injected fill failure falls back, nothing mapped',
     'iobp_test_shrink': 'the shrinker frees cached slots, never one in flight',
     'iobp_test_idle_knob': 'a lowered bounce_idle_ms applies to the queued sweep',
-    'iobp_test_teardown': 'destroying a pool unmaps every slot',
+    'iobp_test_teardown': 'destroying a pool unmaps every slot, gives its IOVA back',
 }
 
 
