@@ -2,10 +2,12 @@
 """Unit tests of the harness stages, on recorded guest output in test_data/."""
 import json
 import os
+import socket
 import tempfile
+import threading
 import unittest
 
-from hib import console, guest, kconfig, ktap, reliability, report
+from hib import console, guest, kconfig, ktap, qemu, reliability, report
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'test_data')
 
@@ -458,3 +460,86 @@ class Reliability(unittest.TestCase):
         self.assertEqual([r['passed'] for r in rows],
                          [False] + [True] * (len(rows) - 2) + [False])
         self.assertEqual(rows[0]['name'], 'kunit-dma_mask')
+
+
+class _FakeQMP:
+    def __init__(self, deleted=True):
+        self.calls, self.deleted = [], deleted
+
+    def execute(self, command, **args):
+        self.calls.append((command, args))
+
+    def wait_event(self, name, timeout, **data):
+        self.calls.append((name, data))
+        return {'event': name, 'data': data} if self.deleted else None
+
+
+class Hotplug(unittest.TestCase):
+    def test_command_line(self):
+        cmd = qemu.command('k', 'i', 'a', 'c', 'r', disk='d.img', monitor='/tmp/q',
+                           hotplug=True)
+        line = ' '.join(cmd)
+        self.assertIn('pcie-root-port,id=rp1', line)
+        self.assertIn('nvme,id=nvme0,bus=rp1,drive=nvm,serial=hib0001', line)
+        self.assertIn('filename=d.img', line)
+        self.assertIn('-qmp unix:/tmp/q,server=on,wait=off', line)
+        self.assertNotIn('-drive', cmd)
+
+    def test_hotplug_needs_a_disk(self):
+        with self.assertRaises(ValueError):
+            qemu.command('k', 'i', 'a', 'c', 'r', hotplug=True)
+
+    def test_unplug_waits_for_deletion(self):
+        q = _FakeQMP()
+        self.assertIn('deleted', qemu.hotplug_request(q, 'unplug'))
+        self.assertEqual(q.calls, [('device_del', {'id': 'nvme0'}),
+                                   ('DEVICE_DELETED', {'device': 'nvme0'})])
+        self.assertIn('no DEVICE_DELETED', qemu.hotplug_request(_FakeQMP(False), 'unplug'))
+
+    def test_plug_and_unknown(self):
+        q = _FakeQMP()
+        qemu.hotplug_request(q, 'plug')
+        self.assertEqual(q.calls[0][0], 'device_add')
+        self.assertEqual(q.calls[0][1]['bus'], 'rp1')
+        self.assertIn('unknown', qemu.hotplug_request(q, 'reboot'))
+        self.assertEqual(len(q.calls), 1)
+
+    def test_qmp_protocol(self):
+        """QMP framing against a fake QEMU: greeting, capabilities, an event that
+        arrives before the command's return, an error reply."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'qmp.sock')
+            srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            srv.bind(path)
+            srv.listen(1)
+            seen = []
+
+            def fake_qemu():
+                conn, _ = srv.accept()
+                f = conn.makefile('rwb', buffering=0)
+                f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+                for line in f:
+                    cmd = json.loads(line)['execute']
+                    seen.append(cmd)
+                    if cmd == 'device_del':
+                        f.write(b'{"event": "DEVICE_DELETED", "data": {"path": "/x"}}\n'
+                                b'{"return": {}}\n'
+                                b'{"event": "DEVICE_DELETED", "data": {"device": "nvme0"}}\n')
+                    elif cmd == 'device_add':
+                        f.write(b'{"error": {"class": "GenericError", '
+                                b'"desc": "Duplicate device ID"}}\n')
+                    else:
+                        f.write(b'{"return": {}}\n')
+                conn.close()
+
+            th = threading.Thread(target=fake_qemu, daemon=True)
+            th.start()
+            q = qemu.QMP(path, timeout=5)
+            self.assertIn('deleted', qemu.hotplug_request(q, 'unplug'))
+            with self.assertRaises(OSError) as e:
+                qemu.hotplug_request(q, 'plug')
+            self.assertIn('Duplicate', str(e.exception))
+            q.close()
+            th.join(5)
+            srv.close()
+        self.assertEqual(seen, ['qmp_capabilities', 'device_del', 'device_add'])
