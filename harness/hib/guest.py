@@ -17,6 +17,7 @@ Line kinds (see harness/guest/init):
   HIB knob-log TEXT                 (a kernel log line about a refused parameter)
   HIB ask unplug|plug               (the guest asks the host for a monitor command)
   HIB hotplug-group GROUP type=T
+  HIB hog steps=N free_kb=N min_kb=N low_kb=N stop_kb=N hog_kb=N   (memory-hog case)
   HIB dma-api-errors N
   HIB kmemleak N
   HIB error TEXT
@@ -147,6 +148,7 @@ class Output:
         self.knob_log = []       # kernel log lines about refused parameters
         self.asks = []
         self.hotplug_group = None   # (group, type) after re-plug
+        self.hog = {}            # memory-hog figures, KiB
 
 
 def _key(f):
@@ -219,6 +221,12 @@ def parse(text):
             o.asks.append(rest.strip())
         elif kind == 'hotplug-group':
             o.hotplug_group = (f[0], _kv(f[1:], ('type',))[0])
+        elif kind == 'hog':
+            names = ('steps', 'free_kb', 'min_kb', 'low_kb', 'stop_kb', 'hog_kb')
+            try:
+                o.hog = dict(zip(names, map(int, _kv(f, names))))
+            except ValueError as e:
+                raise ParseError('bad hog line: %r' % line) from e
         elif kind == 'dma-api-errors':
             o.dma_api_errors = int(f[0])
         elif kind == 'kmemleak':

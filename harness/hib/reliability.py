@@ -16,8 +16,8 @@ import os
 from . import guest
 
 FAULT_CASES = ['fault-%s-%d' % (k, p) for k in ('alloc', 'map') for p in (1, 10, 100)]
-CASES = ['bad-input'] + FAULT_CASES + ['idle', 'shrinker', 'concurrent', 'unbind',
-                                       'hotplug', 'leak-check']
+CASES = ['bad-input'] + FAULT_CASES + ['idle', 'shrinker', 'memory-hog', 'concurrent',
+                                       'unbind', 'hotplug', 'leak-check']
 
 # What the boot command line of the reliability run gives each knob, in order: valid
 # boundary values first, then values that must be refused (and leave the valid one).
@@ -116,8 +116,8 @@ class _Case:
         self.check(r.jobs == jobs, 'fio %s: %d jobs, wanted %d' % (run, r.jobs, jobs))
 
     def served(self, run, since, jobs=1):
-        """fio run `run` verified its data through the pool (bounced since snapshot
-        `since`), and "CASE after" shows no leaked slot."""
+        """fio run `run` verified its data through the pool (bounced between snapshot
+        `since` and "CASE after"), and "CASE after" shows no leaked slot."""
         self.fio(run, jobs)
         after = self.row['name'] + ' after'
         self.check(self.delta(since, after, 'bounced') > 0,
@@ -182,6 +182,25 @@ def _shrinker(o):
     c.check(c.delta('shrinker busy', 'shrinker after', 'slots_evicted') == 0,
             'slots evicted as idle: the shrinker did not do it')
     c.no_leak('shrinker after')
+    return c.done()
+
+
+def _memory_hog(o):
+    """memory-hog: slots cached after I/O (idle time 600 s); a tmpfs fills memory until
+    kswapd reclaims: it reaches the shrinker (seeks 0), which frees slots before free
+    memory gets near the min watermark; verified I/O goes through the pool afterwards."""
+    c = _Case(o, 'memory-hog')
+    c.fio('memory-hog')
+    cached = c.value('memory-hog busy', 'slots_cached')
+    c.check(cached > 0, 'no slot cached after the I/O (bounce_idle_ms=600000)')
+    c.check(c.delta('memory-hog busy', 'memory-hog pressed', 'slots_shrunk') > 0,
+            'memory pressure freed no cached slot: %s' % o.hog)
+    c.check(c.delta('memory-hog busy', 'memory-hog pressed', 'slots_evicted') == 0,
+            'slots evicted as idle: the shrinker did not do it')
+    for k in ('hog_kb', 'free_kb', 'low_kb'):
+        c.row['figures'][k] = o.hog.get(k)
+    c.check(bool(o.hog), 'no hog figures')
+    c.served('memory-hog-after', 'memory-hog pressed')
     return c.done()
 
 
@@ -272,7 +291,8 @@ def _leak_check(o):
 def evaluate(o):
     """The rows of every case from one guest.Output, in CASES order."""
     rows = [_bad_input(o)] + [_fault(o, n) for n in FAULT_CASES]
-    rows += [_idle(o), _shrinker(o), _concurrent(o), _unbind(o), _hotplug(o), _leak_check(o)]
+    rows += [_idle(o), _shrinker(o), _memory_hog(o), _concurrent(o), _unbind(o), _hotplug(o),
+             _leak_check(o)]
     return rows
 
 

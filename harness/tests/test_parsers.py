@@ -349,7 +349,8 @@ class ReliabilityLines(unittest.TestCase):
             'HIB knob bounce value= want=rej rc=1 before=Y after=Y expect=Y',
             'HIB knob-boot bounce_slots 4096',
             "HIB knob-log [ 0.8] Booting kernel: `0' invalid for parameter `iommu.bounce_slots'",
-            'HIB ask unplug', 'HIB ask plug', 'HIB hotplug-group 3 type=DMA']))
+            'HIB ask unplug', 'HIB ask plug', 'HIB hotplug-group 3 type=DMA',
+            'HIB hog steps=2 free_kb=9 min_kb=5 low_kb=7 stop_kb=6 hog_kb=100']))
         self.assertEqual(o.cases, ['fault-map-10'])
         self.assertEqual(o.rfio['fault-map-10'].read_bytes, 4096)
         self.assertEqual(o.rfio['broken'].error, -1)
@@ -359,6 +360,8 @@ class ReliabilityLines(unittest.TestCase):
         self.assertEqual(len(o.knob_log), 1)
         self.assertEqual(o.asks, ['unplug', 'plug'])
         self.assertEqual(o.hotplug_group, ('3', 'DMA'))
+        self.assertEqual(o.hog['hog_kb'], 100)
+        self.assertEqual(o.hog['stop_kb'], 6)
 
     def test_bad_knob_line(self):
         with self.assertRaises(guest.ParseError):
@@ -429,6 +432,15 @@ class Reliability(unittest.TestCase):
         def edit(t):
             return '\n'.join(l for l in t.splitlines() if 'shrinker' not in l)
         self.assertFalse(self.rows(edit=edit)['shrinker']['passed'])
+
+    def test_hog_that_frees_nothing_fails(self):
+        def edit(t):
+            n = [l for l in t.splitlines()
+                 if l.startswith('HIB stat memory-hog busy slots_shrunk ')][0].split()[-1]
+            return self._stat(t, 'memory-hog pressed', 'slots_shrunk', int(n))
+        r = self.rows(edit=edit)['memory-hog']
+        self.assertFalse(r['passed'])
+        self.assertIn('freed no cached slot', ' '.join(r['failures']))
 
     def test_kmemleak_counts_as_leak(self):
         def edit(t):
