@@ -340,12 +340,14 @@ def write(rows, kern, outdir, note='', prefix='reliability'):
              'boot of the test kernel `%s` (KASAN, lockdep, kmemleak, DMA-API debug) under '
              'QEMU/TCG with virtio-iommu. %s' % (kern, note), '',
              '| case | passed | faults injected | fallbacks | I/Os | bytes verified '
-             '| bytes corrupted | leaks |',
-             '|---|---|---:|---:|---:|---:|---:|---:|']
+             '| bytes corrupted | leaks | figures (counter deltas between snapshots) |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---|']
     for r in rows:
-        lines.append('| %s | %s | %d | %d | %d | %d | %d | %d |' % (
+        figs = '; '.join('%s: %s' % kv for kv in r.get('figures', {}).items())
+        lines.append('| %s | %s | %d | %d | %d | %d | %d | %d | %s |' % (
             r['name'], 'yes' if r['passed'] else '**no**', r['faults_injected'],
-            r['fallbacks'], r['ios'], r['bytes_verified'], r['bytes_corrupted'], r['leaks']))
+            r['fallbacks'], r['ios'], r['bytes_verified'], r['bytes_corrupted'], r['leaks'],
+            figs.replace('|', '/')))
     lines += ['', 'What each case asserts: see the docstrings of harness/hib/reliability.py. '
               'Failed checks, if any:', '']
     bad = [(r['name'], w) for r in rows for w in r['failures']]
