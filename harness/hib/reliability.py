@@ -124,6 +124,22 @@ class _Case:
                    'nothing bounced since "%s"' % since)
         self.no_leak(after)
 
+    def shrunk(self, busy, pressed):
+        """Slots were cached at snapshot `busy` (idle time 600 s) and the shrinker, not
+        the idle sweep, freed some by snapshot `pressed`; returns (cached, shrunk)."""
+        cached = self.value(busy, 'slots_cached')
+        self.check(cached > 0, 'no slot cached after the I/O (bounce_idle_ms=600000)')
+        n = self.delta(busy, pressed, 'slots_shrunk')
+        self.check(n > 0, 'no cached slot shrunk: %s' % self.o.hog)
+        self.check(self.delta(busy, pressed, 'slots_evicted') == 0,
+                   'slots evicted as idle: the shrinker did not do it')
+        return cached, n
+
+    def loaded(self, before, during):
+        """The unverified load before a teardown went through the pool."""
+        self.check(self.delta(before, during, 'bounced') > 0,
+                   'the load before the teardown bounced nothing: the pool was not in use')
+
     def done(self):
         self.row['passed'] = not self.row['failures']
         return self.row
@@ -173,30 +189,22 @@ def _shrinker(o):
     drop_caches, which reaches the pool's shrinker, not by the idle sweep."""
     c = _Case(o, 'shrinker')
     c.fio('shrinker')
-    cached = c.value('shrinker busy', 'slots_cached')
-    c.check(cached > 0, 'no slot cached after the I/O (bounce_idle_ms=600000)')
+    cached, shrunk = c.shrunk('shrinker busy', 'shrinker after')
+    c.check(shrunk >= cached, 'the shrinker freed %d slots of %d cached' % (shrunk, cached))
     c.check(c.value('shrinker after', 'slots_mapped') == 0,
             'slots still mapped after drop_caches')
-    shrunk = c.delta('shrinker busy', 'shrinker after', 'slots_shrunk')
-    c.check(shrunk >= cached, 'the shrinker freed %d slots of %d cached' % (shrunk, cached))
-    c.check(c.delta('shrinker busy', 'shrinker after', 'slots_evicted') == 0,
-            'slots evicted as idle: the shrinker did not do it')
     c.no_leak('shrinker after')
     return c.done()
 
 
 def _memory_hog(o):
     """memory-hog: slots cached after I/O (idle time 600 s); a tmpfs fills memory until
-    kswapd reclaims: it reaches the shrinker (seeks 0), which frees slots before free
-    memory gets near the min watermark; verified I/O goes through the pool afterwards."""
+    kswapd reclaims and reaches the shrinker, which frees cached slots (how many is
+    reclaim's choice) before free memory gets near the min watermark; verified I/O goes
+    through the pool afterwards."""
     c = _Case(o, 'memory-hog')
     c.fio('memory-hog')
-    cached = c.value('memory-hog busy', 'slots_cached')
-    c.check(cached > 0, 'no slot cached after the I/O (bounce_idle_ms=600000)')
-    c.check(c.delta('memory-hog busy', 'memory-hog pressed', 'slots_shrunk') > 0,
-            'memory pressure freed no cached slot: %s' % o.hog)
-    c.check(c.delta('memory-hog busy', 'memory-hog pressed', 'slots_evicted') == 0,
-            'slots evicted as idle: the shrinker did not do it')
+    c.shrunk('memory-hog busy', 'memory-hog pressed')
     for k in ('hog_kb', 'free_kb', 'low_kb'):
         c.row['figures'][k] = o.hog.get(k)
     c.check(bool(o.hog), 'no hog figures')
@@ -212,20 +220,23 @@ def _concurrent(o):
 
 
 def _unbind(o):
-    """unbind: the NVMe driver is unbound under fio load and bound again; no slot is
-    left in flight, and verified I/O goes through the pool again."""
+    """unbind: the NVMe driver is unbound under fio load through the pool and bound
+    again; no slot is left in flight, and verified I/O goes through the pool again."""
     c = _Case(o, 'unbind')
+    c.loaded('unbind before', 'unbind unbound')
     c.no_leak('unbind unbound')
     c.served('unbind', 'unbind unbound')
     return c.done()
 
 
 def _hotplug(o):
-    """hotplug: QMP device_del of the NVMe device under fio load, then device_add.
+    """hotplug: QMP device_del of the NVMe device under fio load through the pool, then
+    device_add.
     The unplugged device's domain and pool go away, a new one comes with the device,
     and verified I/O goes through it."""
     c = _Case(o, 'hotplug')
     c.check(o.asks[:2] == ['unplug', 'plug'], 'monitor requests %s' % o.asks)
+    c.loaded('hotplug before', 'hotplug unplugged')
     c.no_leak('hotplug unplugged')
     pools = c.value('hotplug before', 'pools')
     c.check(c.value('hotplug unplugged', 'pools') == pools - 1,

@@ -433,14 +433,24 @@ class Reliability(unittest.TestCase):
             return '\n'.join(l for l in t.splitlines() if 'shrinker' not in l)
         self.assertFalse(self.rows(edit=edit)['shrinker']['passed'])
 
-    def test_hog_that_frees_nothing_fails(self):
+    def _unchanged(self, case, counter, since, then, why):
+        """Make counter at snapshot CASE then equal CASE since: the case must fail."""
         def edit(t):
-            n = [l for l in t.splitlines()
-                 if l.startswith('HIB stat memory-hog busy slots_shrunk ')][0].split()[-1]
-            return self._stat(t, 'memory-hog pressed', 'slots_shrunk', int(n))
-        r = self.rows(edit=edit)['memory-hog']
+            old = 'HIB stat %s %s %s ' % (case, since, counter)
+            n = [l for l in t.splitlines() if l.startswith(old)][0].split()[-1]
+            return self._stat(t, '%s %s' % (case, then), counter, int(n))
+        r = self.rows(edit=edit)[case]
         self.assertFalse(r['passed'])
-        self.assertIn('freed no cached slot', ' '.join(r['failures']))
+        self.assertIn(why, ' '.join(r['failures']))
+
+    def test_hog_that_frees_nothing_fails(self):
+        self._unchanged('memory-hog', 'slots_shrunk', 'busy', 'pressed', 'no cached slot shrunk')
+
+    def test_idle_load_before_unplug_fails(self):
+        self._unchanged('hotplug', 'bounced', 'before', 'unplugged', 'pool was not in use')
+
+    def test_idle_load_before_unbind_fails(self):
+        self._unchanged('unbind', 'bounced', 'before', 'unbound', 'pool was not in use')
 
     def test_kmemleak_counts_as_leak(self):
         def edit(t):
