@@ -17,6 +17,7 @@ Line kinds (see harness/guest/init):
   HIB knob-log TEXT                 (a kernel log line about a refused parameter)
   HIB ask unplug|plug               (the guest asks the host for a monitor command)
   HIB hotplug-group GROUP type=T
+  HIB load waited=Ns bounced=N err=TEXT   (the load before a teardown; informational)
   HIB hog steps=N free_kb=N min_kb=N low_kb=N stop_kb=N hog_kb=N   (memory-hog case)
   HIB dma-api-errors N
   HIB kmemleak N
