@@ -8,8 +8,12 @@ with a disk image that runs the KUnit suites and fio --verify=crc32c writes and 
 every block size, followed by DMA-API and kmemleak leak checks and a scan of the console
 for kernel reports; a second boot of it, the reliability run (harness/hib/reliability.py):
 injected faults, memory pressure, unbind, hot-unplug, concurrency and bad knob values,
-which writes results/reliability.json and .md.  --soak (make soak) runs only that boot,
-with every fio run eight times longer, into results/reliability-soak.*.
+which writes results/reliability.json and .md.  The harness's edu_dma module drives QEMU's
+edu device through the DMA API with syncs, as a network driver does, in the verify boot
+and in a boot of the lean bench kernel, which has no DMA-API debug (that option forces
+every dma_sync_*() call through and would hide a sync that never reaches the pool).
+--soak (make soak) runs only the reliability boot, with every fio run eight times longer,
+into results/reliability-soak.*.
 """
 import argparse
 import os
@@ -94,6 +98,76 @@ def checkpatch(t):
              cwd=os.path.join(TOP, 'build', 'linux'))
 
 
+def initrd(flavour):
+    """build/initramfs.cpio with the flavour's modules appended as a second segment."""
+    path = os.path.join(TOP, 'build', 'initramfs-%s.cpio' % flavour)
+    with open(path, 'wb') as out:
+        for part in (os.path.join(TOP, 'build', 'initramfs.cpio'),
+                     os.path.join(TOP, 'build', 'obj-' + flavour, 'hib-modules.cpio')):
+            with open(part, 'rb') as f:
+                out.write(f.read())
+    return path
+
+
+EDU_CHECKS = (('cpu', 'map once DMA_FROM_DEVICE, device writes, sync for the CPU, read'),
+              ('dev', 'map DMA_TO_DEVICE, CPU writes, sync for the device, device reads'),
+              ('ring', 'one mapping, 4 rounds of device write / sync for CPU / sync for device'))
+
+
+def record_edu(t, prefix, out):
+    """The edu_dma module's checks of one boot: every check reads what the device
+    wrote, with the pool on (and the checks bounced) and off."""
+    if not out.edu:
+        t.record('%s: edu DMA sync checks ran' % prefix, False, 'no "HIB edu" line')
+        return
+    for mode in ('pool', 'strict'):
+        r = out.edu.get(mode)
+        if r is None:
+            t.record('%s: edu checks, %s' % (prefix, mode), False, 'no result')
+            continue
+        for key, what in EDU_CHECKS:
+            t.record('%s: edu %s, %s: %s' % (prefix, mode, key, what), r.get(key) == 'ok',
+                     '%s=%s (STALE: the driver read its own buffer, not what the device '
+                     'wrote)' % (key, r.get(key)))
+        b = out.stats.get('edu %s before' % mode, {})
+        a = out.stats.get('edu %s after' % mode, {})
+        bounced = a.get('bounced', 0) - b.get('bounced', 0)
+        if mode == 'pool':
+            t.record('%s: edu pool: the checks went through the pool (%d mappings bounced)'
+                     % (prefix, bounced), bounced > 0, 'stats %s -> %s' % (b, a))
+            # a coherent device whose syncs the DMA API skipped until its first bounce:
+            # the configuration where a pool that forgets dma_reset_need_sync() fails
+            t.record('%s: edu pool: coherent device, dma_skip_sync %s before the first '
+                     'bounce and %s after' % (prefix, r.get('skip_sync_before'),
+                                              r.get('skip_sync_after')),
+                     r.get('coherent') == '1' and r.get('skip_sync_before') == '1'
+                     and r.get('skip_sync_after') == '0', str(r))
+        else:
+            t.record('%s: edu strict: nothing bounced with the pool off (%d)' % (prefix, bounced),
+                     bounced == 0, 'stats %s -> %s' % (b, a))
+
+
+def edu_boot(t, a):
+    """The lean bench kernel (no DMA-API debug), scenario "edu": the sync checks as
+    users run them."""
+    append = 'iommu.strict=1 hib.scenario=edu'
+    print('... booting the lean bench kernel (edu DMA sync checks, no DMA-API debug)', flush=True)
+    try:
+        run = qemu.boot('check-edu', a.bench_kernel, initrd('bench'), append,
+                        os.path.join(TOP, 'build', 'logs'), a.timeout, edu=True)
+    except qemu.RunFailed as e:
+        t.record('lean kernel: boot', False, str(e))
+        return
+    out = run.output
+    t.record('lean kernel: guest completes and powers off (%.0f s)' % run.elapsed,
+             out.ended and not run.timed_out, '; '.join(run.problems()) or 'no "HIB end"')
+    t.record('lean kernel: console has no kernel report', not run.reports,
+             '; '.join(p for p in run.problems() if 'kernel report' in p))
+    for e in out.errors:
+        t.record('lean kernel: init error', False, e)
+    record_edu(t, 'lean kernel', out)
+
+
 def verify_boot(t, a):
     img = os.path.join(TOP, 'build', 'disk.img')
     with open(img, 'wb') as f:
@@ -103,8 +177,8 @@ def verify_boot(t, a):
               'hib.modes=%s hib.mib=%d' % (a.modes, a.mib))
     print('... booting the test kernel (fio verify, KUnit); console in build/logs/', flush=True)
     try:
-        run = qemu.boot('check-verify', a.kernel, a.initrd, append,
-                        os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img)
+        run = qemu.boot('check-verify', a.kernel, initrd('test'), append,
+                        os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img, edu=True)
     except qemu.RunFailed as e:
         t.record('boot test kernel', False, str(e))
         return
@@ -141,6 +215,7 @@ def verify_boot(t, a):
              'error_count %s' % out.dma_api_errors)
     t.record('kmemleak: no unreferenced objects (%s)' % out.kmemleak, out.kmemleak == 0,
              'count %s; see /sys/kernel/debug/kmemleak in the guest' % out.kmemleak)
+    record_edu(t, 'debug kernel', out)
     cases, problems = ktap.parse(run.console)
     for c in cases:
         t.record('kunit: %s.%s' % (c.suite, c.name), c.status != 'fail', c.status)
@@ -162,7 +237,7 @@ def reliability_boot(t, a):
     print('... booting the test kernel (%s: faults, memory pressure, unbind, hot-plug, '
           'bad input); console in build/logs/' % name, flush=True)
     try:
-        run = qemu.boot('check-' + name, a.kernel, a.initrd, append,
+        run = qemu.boot('check-' + name, a.kernel, initrd('test'), append,
                         os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img, hotplug=True)
     except (qemu.RunFailed, guest.ParseError) as e:
         t.record('%s: boot test kernel' % name, False, str(e))
@@ -200,7 +275,8 @@ def reliability_boot(t, a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--kernel', default=os.path.join(TOP, 'build/obj-test/arch/x86/boot/bzImage'))
-    ap.add_argument('--initrd', default=os.path.join(TOP, 'build/initramfs.cpio'))
+    ap.add_argument('--bench-kernel',
+                    default=os.path.join(TOP, 'build/obj-bench/arch/x86/boot/bzImage'))
     ap.add_argument('--mib', type=int, default=8, help='MiB written and verified per block size')
     ap.add_argument('--modes', default='strict,pool', help='modes of the verify run')
     ap.add_argument('--disk-mib', type=int, default=512)
@@ -229,11 +305,18 @@ def main():
             if built and series() and not a.soak:
                 step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/)',
                      ['harness/kernel.sh', 'patchwise'])
+            built = step(t, 'build the test modules for the test kernel (W=1)',
+                         ['harness/kernel.sh', 'modules', 'test']) and built
             built = step(t, 'build the initramfs', ['make', '-s', 'build/initramfs.cpio']) and built
             if built and not a.soak:
                 verify_boot(t, a)
             if built:
                 reliability_boot(t, a)
+            if not a.soak and step(t, 'build the lean bench kernel',
+                                   ['harness/kernel.sh', 'build', 'bench']) \
+                    and step(t, 'build the test modules for the bench kernel (W=1)',
+                             ['harness/kernel.sh', 'modules', 'bench']) and built:
+                edu_boot(t, a)
     print('check: %.0f s' % (time.monotonic() - t0))
     if t.failed:
         print('failed:\n  ' + '\n  '.join(t.failed))

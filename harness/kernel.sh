@@ -6,6 +6,9 @@
 # kernel.sh build FLAVOUR  configure and build build/obj-FLAVOUR/arch/x86/boot/bzImage
 #                          from harness/configs/base.config + FLAVOUR.config
 # kernel.sh patchwise      build drivers/iommu/ at every patch of the series, W=1
+# kernel.sh modules FLAVOUR  build the harness's test modules (harness/modules/) against
+#                          build/obj-FLAVOUR and pack them as build/obj-FLAVOUR/hib-modules.cpio,
+#                          an initramfs segment to append to build/initramfs.cpio
 #
 # Re-running reuses everything: the source tree is only reset when patches/ changed, the
 # config is only regenerated when a fragment changed, and ccache (outside the repo) serves
@@ -134,7 +137,8 @@ build() {
 	PYTHONPATH="$TOP/harness" $PY -m hib.kconfig "$obj/.config" "${frags[@]}"
 	log "building $fl kernel (O=$obj, -j$JOBS)"
 	local t0=$SECONDS
-	"${mk[@]}" -j"$JOBS" bzImage
+	# "modules" writes Module.symvers, which the harness's own modules link against
+	"${mk[@]}" -j"$JOBS" bzImage modules
 	log "built $obj/arch/x86/boot/bzImage in $((SECONDS - t0)) s"
 }
 
@@ -170,9 +174,27 @@ patchwise() {
 	return $fail
 }
 
+# Out-of-tree test modules of the harness, built in a copy under build/ (Kbuild writes
+# its objects next to the sources), packed as lib/modules/NAME.ko in a newc cpio.
+modules() {
+	local fl=$1 obj=$B/obj-$1 mod=$B/mod-$1 d n
+	[ -f "$obj/Module.symvers" ] || die "build the $fl kernel first (no $obj/Module.symvers)"
+	mkdir -p "$mod" "$mod/root/lib/modules"
+	rsync -a --delete "$TOP/harness/modules/" "$mod/src/"
+	for d in "$mod"/src/*/; do
+		n=$(basename "$d")
+		make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION= \
+			M="$d" W=1 modules
+		cp "$d/$n.ko" "$mod/root/lib/modules/"
+	done
+	(cd "$mod/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$obj/hib-modules.cpio"
+	log "modules of $fl: $(cd "$mod/root/lib/modules" && echo *.ko) in $obj/hib-modules.cpio"
+}
+
 case "${1:-}" in
 prepare) prepare ;;
 patchwise) patchwise ;;
 build) [ $# -eq 2 ] || die "usage: kernel.sh build FLAVOUR"; build "$2" ;;
-*) die "usage: kernel.sh prepare | build FLAVOUR | patchwise" ;;
+modules) [ $# -eq 2 ] || die "usage: kernel.sh modules FLAVOUR"; modules "$2" ;;
+*) die "usage: kernel.sh prepare | build FLAVOUR | modules FLAVOUR | patchwise" ;;
 esac

@@ -36,11 +36,41 @@ def strip_stamp(line):
     return _STAMP.sub('', line)
 
 
-def reports(text):
-    """Return [(line number, line)] of the kernel reports in text, in order."""
+# A test that provokes a warning on purpose (the io-buffer-pool KUnit case that feeds the
+# pool a driver's bad unmap) first prints "# CASE: expect a WARNING at FILE".  The next
+# WARNING line, if it comes from FILE and follows within EXPECT_WINDOW lines, belongs to
+# the test and is not a report.  One announcement covers one warning: a second one, one
+# from another file, or one without an announcement is still a report.
+EXPECT = re.compile(r'# (\w+): expect a WARNING at (\S+)')
+EXPECT_WINDOW = 40
+
+
+def _expected(line, armed):
+    """True when line is the WARNING that the announcement armed announced."""
+    if not armed or not strip_stamp(line).startswith('WARNING: '):
+        return False
+    return re.search(r' at (\S*/)?%s:\d+ ' % re.escape(armed[1]), line) is not None
+
+
+def reports(text, expected=None):
+    """Return [(line number, line)] of the kernel reports in text, in order.
+
+    expected, a list, receives (line number, case, line) for each announced warning."""
     found = []
+    armed = None        # (line number of the announcement, file, case)
     for no, line in enumerate(text.splitlines(), 1):
+        if armed and no - armed[0] > EXPECT_WINDOW:
+            armed = None
+        m = EXPECT.search(line)
+        if m:
+            armed = (no, m.group(2), m.group(1))
+            continue
         if any(b.search(line) for b in BENIGN):
+            continue
+        if _expected(line, armed):
+            if expected is not None:
+                expected.append((no, armed[2], line.rstrip()))
+            armed = None
             continue
         if any(r.search(line) for r in REPORT):
             found.append((no, line.rstrip()))

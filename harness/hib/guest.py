@@ -150,6 +150,7 @@ class Output:
         self.asks = []
         self.hotplug_group = None   # (group, type) after re-plug
         self.hog = {}            # memory-hog figures, KiB
+        self.edu = {}            # mode -> {check: result} of the edu DMA sync module
 
 
 def _key(f):
@@ -198,6 +199,11 @@ def parse(text):
                 raise ParseError('bad stat value: %r' % line) from e
         elif kind == 'case':
             o.cases.append(rest.strip())
+        elif kind == 'edu':
+            # HIB edu MODE cpu=ok dev=ok ring=ok coherent=1 skip_sync_before=1 ...
+            if len(f) < 2:
+                raise ParseError('short edu line: %r' % line)
+            o.edu[f[0]] = dict(kv.partition('=')[::2] for kv in f[1:])
         elif kind == 'rfio':
             if len(f) < 2 or not f[1].startswith('rc='):
                 raise ParseError('bad rfio line: %r' % line[:120])

@@ -30,13 +30,14 @@ HOTPLUG_DEVICE = {'driver': 'nvme', 'id': HOTPLUG_ID, 'bus': 'rp1', 'drive': 'nv
 
 
 def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
-            mem='2G', monitor=None, hotplug=False):
+            mem='2G', monitor=None, hotplug=False, edu=False):
     """Build the QEMU command line (a list) for one boot.
 
     hotplug puts the NVMe device (id nvme0) on a pcie-root-port (id rp1), its disk on a
     -blockdev node that outlives the device, so that QMP device_del and device_add can
     remove and re-add it; q35 signals that to the guest through ACPI.  monitor is the
-    path of a QMP unix socket.
+    path of a QMP unix socket.  edu adds QEMU's edu device, whose DMA engine the
+    harness's edu_dma module drives (its default 28-bit DMA mask widened to 32).
     """
     cmd = [QEMU, '-M', 'q35', '-cpu', 'max', '-smp', str(smp), '-m', mem,
            '-accel', 'tcg,thread=multi', '-nodefaults', '-display', 'none',
@@ -57,6 +58,8 @@ def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
         else:
             cmd += ['-drive', 'driver=null-co,size=8G,read-zeroes=on,if=none,id=nvm']
         cmd += ['-device', 'nvme,serial=hib0001,drive=nvm']
+    if edu:
+        cmd += ['-device', 'edu,dma_mask=0xffffffff']
     cmd += ['-monitor', 'none']
     if monitor:
         cmd += ['-qmp', 'unix:%s,server=on,wait=off' % monitor]
@@ -216,7 +219,7 @@ class _Asker(threading.Thread):
 
 
 def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
-         hotplug=False):
+         hotplug=False, edu=False):
     """Boot once and wait for power-off or timeout; return a Run.
 
     With hotplug (see command()), a QMP socket is opened in logdir and the guest's
@@ -235,7 +238,7 @@ def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
     if monitor and os.path.exists(monitor):
         os.unlink(monitor)
     cmd = command(kernel, initrd, full, con, res, disk=disk, monitor=monitor,
-                  hotplug=hotplug)
+                  hotplug=hotplug, edu=edu)
     with open(os.path.join(logdir, name + '.cmd'), 'w') as f:
         f.write(' '.join(cmd) + '\n')
     t0 = time.monotonic()

@@ -245,6 +245,39 @@ class Console(unittest.TestCase):
     def test_strip_stamp(self):
         self.assertEqual(console.strip_stamp('[   12.500100] BUG: x'), 'BUG: x')
 
+    # console-expected-warning.log: the KUnit driver-bug case's announcement and the
+    # one warning it provokes, recorded from the debug kernel.
+    def test_expected_warning_is_not_a_report(self):
+        seen = []
+        self.assertEqual(console.reports(data('console-expected-warning.log'), seen), [])
+        self.assertEqual(len(seen), 1)
+        self.assertEqual(seen[0][1], 'iobp_test_driver_bugs')
+        self.assertIn('io-buffer-pool.c', seen[0][2])
+
+    def _warning_lines(self):
+        return [l for l in data('console-expected-warning.log').splitlines()
+                if 'WARNING: ' in l]
+
+    def test_unannounced_warning_is_a_report(self):
+        text = '\n'.join(l for l in data('console-expected-warning.log').splitlines()
+                         if 'expect a WARNING' not in l)
+        self.assertEqual(len(console.reports(text)), 1)
+
+    def test_one_announcement_covers_one_warning(self):
+        text = data('console-expected-warning.log') + self._warning_lines()[0] + '\n'
+        self.assertEqual(len(console.reports(text)), 1)
+
+    def test_warning_from_another_file_is_a_report(self):
+        text = data('console-expected-warning.log').replace(
+            'drivers/iommu/io-buffer-pool.c:', 'drivers/iommu/dma-iommu.c:')
+        self.assertEqual(len(console.reports(text)), 1)
+
+    def test_announcement_expires(self):
+        lines = data('console-expected-warning.log').splitlines()
+        i = next(n for n, l in enumerate(lines) if 'expect a WARNING' in l)
+        lines[i + 1:i + 1] = ['[ 1.0] filler'] * (console.EXPECT_WINDOW + 1)
+        self.assertEqual(len(console.reports('\n'.join(lines))), 1)
+
 
 class Ktap(unittest.TestCase):
     def test_mixed(self):
@@ -401,6 +434,19 @@ class Reliability(unittest.TestCase):
         r = self.rows(edit=edit)['fault-map-10']
         self.assertFalse(r['passed'])
         self.assertIn('fallbacks', ' '.join(r['failures']))
+
+    def test_fault_case_without_faults_fails(self):
+        # fault-map-1 with no fault injected (and so no fallback): it tested nothing
+        def edit(t):
+            for c in ('faults_injected', 'fallback_map_failed'):
+                before = [l for l in t.splitlines()
+                          if l.startswith('HIB stat fault-map-1 before %s ' % c)][0]
+                t = self._stat(t, 'fault-map-1 after', c, int(before.split()[-1]))
+            return t
+        r = self.rows(edit=edit)['fault-map-1']
+        self.assertFalse(r['passed'])
+        self.assertEqual(r['faults_injected'], 0)
+        self.assertIn('did not exercise', ' '.join(r['failures']))
 
     def test_leaked_slot_fails(self):
         def edit(t):
