@@ -12,7 +12,9 @@
  *   dev   map DMA_TO_DEVICE, change the buffer, dma_sync_single_for_device(),
  *         let the device read it back (a TX buffer reused after a sync);
  *   ring  map once, then four rounds of device write, sync for the CPU,
- *         check, sync for the device (a page_pool RX ring).
+ *         check, sync for the device (a page_pool RX ring);
+ *   remask  map once, set the DMA mask again (as a driver's reset path
+ *         does), then device write, sync for the CPU, check.
  *
  * The edu device copies between its 4 KiB buffer at 0x40000 and a bus address
  * with a DMA engine (registers 0x80 source, 0x88 destination, 0x90 count,
@@ -20,6 +22,7 @@
  * the device's default mask is 28 bits.
  */
 #include <linux/delay.h>
+#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/io.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
@@ -156,6 +159,28 @@ static const char *edu_check_ring(struct device *dev, u8 *buf, u8 *pat)
 	return res;
 }
 
+/* a mapping that outlives a new dma_set_mask(), as across a driver reset */
+static const char *edu_check_remask(struct device *dev, u8 *buf, u8 *pat)
+{
+	const char *res = "ok";
+	dma_addr_t d;
+
+	memset(buf, 0x44, EDU_BUF_SIZE);
+	d = dma_map_single(dev, buf, EDU_LEN, DMA_FROM_DEVICE);
+	if (dma_mapping_error(dev, d))
+		return "map-failed";
+	if (dma_set_mask_and_coherent(dev, DMA_BIT_MASK(32)))
+		res = "set-mask-failed";
+	get_random_bytes(pat, EDU_LEN);
+	if (!strcmp(res, "ok") && edu_copy(dev, pat, d))
+		res = "device-timeout";
+	dma_sync_single_for_cpu(dev, d, EDU_LEN, DMA_FROM_DEVICE);
+	if (!strcmp(res, "ok") && memcmp(buf, pat, EDU_LEN))
+		res = memchr_inv(buf, 0x44, EDU_LEN) ? "WRONG" : "STALE";
+	dma_unmap_single(dev, d, EDU_LEN, DMA_FROM_DEVICE);
+	return res;
+}
+
 static int edu_skip_sync(struct device *dev)
 {
 #ifdef CONFIG_DMA_NEED_SYNC
@@ -168,7 +193,7 @@ static int edu_skip_sync(struct device *dev)
 static int edu_run_set(const char *val, const struct kernel_param *kp)
 {
 	u8 *buf = NULL, *pat = NULL;
-	const char *cpu, *dv, *ring;
+	const char *cpu, *dv, *ring, *remask;
 	struct device *dev;
 	int skip;
 
@@ -190,9 +215,10 @@ static int edu_run_set(const char *val, const struct kernel_param *kp)
 	cpu = edu_check_cpu(dev, buf, pat);
 	dv = edu_check_dev(dev, buf, pat);
 	ring = edu_check_ring(dev, buf, pat);
+	remask = edu_check_remask(dev, buf, pat);
 	snprintf(edu_result, sizeof(edu_result),
-		 "cpu=%s dev=%s ring=%s coherent=%d skip_sync_before=%d skip_sync_after=%d",
-		 cpu, dv, ring, dev_is_dma_coherent(dev), skip,
+		 "cpu=%s dev=%s ring=%s remask=%s coherent=%d skip_sync_before=%d skip_sync_after=%d",
+		 cpu, dv, ring, remask, dev_is_dma_coherent(dev), skip,
 		 edu_skip_sync(dev));
 	dev_info(dev, "%s\n", edu_result);
 	kfree(buf);
