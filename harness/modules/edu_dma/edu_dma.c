@@ -159,24 +159,37 @@ static const char *edu_check_ring(struct device *dev, u8 *buf, u8 *pat)
 	return res;
 }
 
-/* a mapping that outlives a new dma_set_mask(), as across a driver reset */
+/*
+ * A mapping that outlives a new dma_set_mask(), as across a driver reset:
+ * the device's data is staged first, so that no other mapping is made
+ * between the new mask and the sync.
+ */
 static const char *edu_check_remask(struct device *dev, u8 *buf, u8 *pat)
 {
 	const char *res = "ok";
-	dma_addr_t d;
+	dma_addr_t d, s;
 
 	memset(buf, 0x44, EDU_BUF_SIZE);
+	get_random_bytes(pat, EDU_LEN);
 	d = dma_map_single(dev, buf, EDU_LEN, DMA_FROM_DEVICE);
 	if (dma_mapping_error(dev, d))
 		return "map-failed";
-	if (dma_set_mask_and_coherent(dev, DMA_BIT_MASK(32)))
+	s = dma_map_single(dev, pat, EDU_LEN, DMA_TO_DEVICE);
+	if (dma_mapping_error(dev, s)) {
+		res = "map-failed";
+		goto out;
+	}
+	if (edu_xfer(s, EDU_LEN, false))
+		res = "device-timeout";
+	dma_unmap_single(dev, s, EDU_LEN, DMA_TO_DEVICE);
+	if (!strcmp(res, "ok") && dma_set_mask_and_coherent(dev, DMA_BIT_MASK(32)))
 		res = "set-mask-failed";
-	get_random_bytes(pat, EDU_LEN);
-	if (!strcmp(res, "ok") && edu_copy(dev, pat, d))
+	if (!strcmp(res, "ok") && edu_xfer(d, EDU_LEN, true))
 		res = "device-timeout";
 	dma_sync_single_for_cpu(dev, d, EDU_LEN, DMA_FROM_DEVICE);
 	if (!strcmp(res, "ok") && memcmp(buf, pat, EDU_LEN))
 		res = memchr_inv(buf, 0x44, EDU_LEN) ? "WRONG" : "STALE";
+out:
 	dma_unmap_single(dev, d, EDU_LEN, DMA_FROM_DEVICE);
 	return res;
 }
