@@ -133,14 +133,18 @@ def record_edu(t, prefix, out):
         b = out.stats.get('edu %s before' % mode, {})
         a = out.stats.get('edu %s after' % mode, {})
         bounced = a.get('bounced', 0) - b.get('bounced', 0)
+        maps = int(r.get('maps', '0'))
         if mode == 'pool':
-            t.record('%s: edu pool: the checks went through the pool (%d mappings bounced)'
-                     % (prefix, bounced), bounced > 0, 'stats %s -> %s' % (b, a))
-            # a coherent device, whose syncs the DMA API would skip but for the pool:
-            # the configuration where a pool that the sync wrappers do not reach fails
-            t.record('%s: edu pool: coherent device, dma_skip_sync %s before the first '
-                     'bounce and %s after' % (prefix, r.get('skip_sync_before'),
-                                              r.get('skip_sync_after')),
+            # the counters are global, but nothing else maps while the checks run
+            t.record('%s: edu pool: the checks went through the pool (%d of the module\'s %d '
+                     'mappings bounced)' % (prefix, bounced, maps),
+                     maps > 0 and bounced >= maps, 'stats %s -> %s' % (b, a))
+            # a coherent device, whose syncs the DMA API would skip but for the pool
+            # (dma_skip_sync stays 0 across the checks, dma_set_mask() included): the
+            # configuration where a pool that the sync wrappers do not reach fails
+            t.record('%s: edu pool: coherent device, syncs not skipped (dma_skip_sync %s '
+                     'before the checks, %s after)' % (prefix, r.get('skip_sync_before'),
+                                                      r.get('skip_sync_after')),
                      r.get('coherent') == '1' and r.get('skip_sync_before') == '0'
                      and r.get('skip_sync_after') == '0', str(r))
         else:

@@ -179,12 +179,19 @@ patchwise() {
 modules() {
 	local fl=$1 obj=$B/obj-$1 mod=$B/mod-$1 d n
 	[ -f "$obj/Module.symvers" ] || die "build the $fl kernel first (no $obj/Module.symvers)"
+	rm -rf "$mod/root"
 	mkdir -p "$mod" "$mod/root/lib/modules"
 	rsync -a --delete "$TOP/harness/modules/" "$mod/src/"
 	for d in "$mod"/src/*/; do
+		[ -f "$d/Kbuild" ] || die "no module in harness/modules/ ($d has no Kbuild)"
 		n=$(basename "$d")
-		make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION= \
-			M="$d" W=1 modules
+		out=$(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" \
+			LOCALVERSION= M="$d" W=1 modules 2>&1) || die "module $n: build failed:
+$out"
+		if echo "$out" | grep -q 'warning:'; then
+			die "module $n: W=1 warnings:
+$out"
+		fi
 		cp "$d/$n.ko" "$mod/root/lib/modules/"
 	done
 	(cd "$mod/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$obj/hib-modules.cpio"

@@ -37,11 +37,12 @@ def strip_stamp(line):
 
 
 # A test that provokes a warning on purpose (the io-buffer-pool KUnit case that feeds the
-# pool a driver's bad unmap) first prints "# CASE: expect a WARNING at FILE".  The next
-# WARNING line, if it comes from FILE and follows within EXPECT_WINDOW lines, belongs to
-# the test and is not a report.  One announcement covers one warning: a second one, one
-# from another file, or one without an announcement is still a report.
-EXPECT = re.compile(r'# (\w+): expect a WARNING at (\S+)')
+# pool a driver's bad unmap) first prints "# CASE: expect a WARNING at FILE in FUNCTION".
+# The next WARNING line, if it comes from FUNCTION in FILE and follows within
+# EXPECT_WINDOW lines, belongs to the test and is not a report.  One announcement covers
+# one warning: a second one, one from elsewhere, or one without an announcement is still
+# a report.
+EXPECT = re.compile(r'# (\w+): expect a WARNING at (\S+) in (\w+)')
 EXPECT_WINDOW = 40
 
 
@@ -49,7 +50,8 @@ def _expected(line, armed):
     """True when line is the WARNING that the announcement armed announced."""
     if not armed or not strip_stamp(line).startswith('WARNING: '):
         return False
-    return re.search(r' at (\S*/)?%s:\d+ ' % re.escape(armed[1]), line) is not None
+    return re.search(r' at (\S*/)?%s:\d+ %s\+' % (re.escape(armed[1]), re.escape(armed[3])),
+                     line) is not None
 
 
 def reports(text, expected=None):
@@ -63,7 +65,7 @@ def reports(text, expected=None):
             armed = None
         m = EXPECT.search(line)
         if m:
-            armed = (no, m.group(2), m.group(1))
+            armed = (no, m.group(2), m.group(1), m.group(3))
             continue
         if any(b.search(line) for b in BENIGN):
             continue

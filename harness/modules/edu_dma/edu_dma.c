@@ -46,6 +46,8 @@
 
 static struct pci_dev *edu_pdev;
 static void __iomem *edu_mmio;
+static bool edu_dead;		/* a transfer timed out: the engine may still run */
+static int edu_maps;		/* streaming mappings made by the last run */
 static DEFINE_MUTEX(edu_lock);
 static char edu_result[256] = "not run";
 module_param_string(result, edu_result, sizeof(edu_result), 0444);
@@ -67,20 +69,30 @@ static int edu_xfer(dma_addr_t addr, size_t len, bool to_ram)
 			return 0;
 		msleep(20);
 	}
+	edu_dead = true;
 	return -ETIMEDOUT;
+}
+
+static dma_addr_t edu_map(struct device *dev, void *buf,
+			  enum dma_data_direction dir)
+{
+	edu_maps++;
+	return dma_map_single(dev, buf, EDU_LEN, dir);
 }
 
 /* Hand @src's bytes to the device, which writes them to @dst. */
 static int edu_copy(struct device *dev, const u8 *src, dma_addr_t dst)
 {
-	dma_addr_t s = dma_map_single(dev, (void *)src, EDU_LEN, DMA_TO_DEVICE);
+	dma_addr_t s = edu_map(dev, (void *)src, DMA_TO_DEVICE);
 	int ret;
 
 	if (dma_mapping_error(dev, s))
 		return -ENOMEM;
 	ret = edu_xfer(s, EDU_LEN, false);
+	if (ret)
+		return ret;	/* leave it mapped: the engine may still read it */
 	dma_unmap_single(dev, s, EDU_LEN, DMA_TO_DEVICE);
-	return ret ?: edu_xfer(dst, EDU_LEN, true);
+	return edu_xfer(dst, EDU_LEN, true);
 }
 
 /* map once DMA_FROM_DEVICE, the device writes, sync for the CPU, read */
@@ -91,7 +103,7 @@ static const char *edu_check_cpu(struct device *dev, u8 *buf, u8 *pat)
 
 	memset(buf, 0x11, EDU_BUF_SIZE);
 	get_random_bytes(pat, EDU_LEN);
-	d = dma_map_single(dev, buf + EDU_OFF, EDU_LEN, DMA_FROM_DEVICE);
+	d = edu_map(dev, buf + EDU_OFF, DMA_FROM_DEVICE);
 	if (dma_mapping_error(dev, d))
 		return "map-failed";
 	if (edu_copy(dev, pat, d))
@@ -113,20 +125,29 @@ static const char *edu_check_dev(struct device *dev, u8 *buf, u8 *pat)
 	if (!back)
 		return "no-memory";
 	memset(pat, 0x22, EDU_LEN);
-	d = dma_map_single(dev, pat, EDU_LEN, DMA_TO_DEVICE);
-	b = dma_map_single(dev, back, EDU_LEN, DMA_FROM_DEVICE);
+	d = edu_map(dev, pat, DMA_TO_DEVICE);
+	b = edu_map(dev, back, DMA_FROM_DEVICE);
 	if (dma_mapping_error(dev, d) || dma_mapping_error(dev, b)) {
 		res = "map-failed";
 		goto out;
 	}
+	/* the CPU takes the buffer back, writes, and hands it over again */
+	dma_sync_single_for_cpu(dev, d, EDU_LEN, DMA_TO_DEVICE);
 	get_random_bytes(pat, EDU_LEN);
 	dma_sync_single_for_device(dev, d, EDU_LEN, DMA_TO_DEVICE);
-	if (edu_xfer(d, EDU_LEN, false) || edu_xfer(b, EDU_LEN, true))
+	if (edu_xfer(d, EDU_LEN, false) || edu_xfer(b, EDU_LEN, true)) {
 		res = "device-timeout";
+		goto out;
+	}
 	dma_unmap_single(dev, b, EDU_LEN, DMA_FROM_DEVICE);
-	if (!strcmp(res, "ok") && memcmp(back, pat, EDU_LEN))
+	b = DMA_MAPPING_ERROR;
+	if (memcmp(back, pat, EDU_LEN))
 		res = memchr_inv(back, 0x22, EDU_LEN) ? "WRONG" : "STALE";
 out:
+	if (edu_dead)
+		return res;	/* leak all: the engine may still use them */
+	if (!dma_mapping_error(dev, b))
+		dma_unmap_single(dev, b, EDU_LEN, DMA_FROM_DEVICE);
 	if (!dma_mapping_error(dev, d))
 		dma_unmap_single(dev, d, EDU_LEN, DMA_TO_DEVICE);
 	kfree(back);
@@ -141,7 +162,7 @@ static const char *edu_check_ring(struct device *dev, u8 *buf, u8 *pat)
 	int round;
 
 	memset(buf, 0x33, EDU_BUF_SIZE);
-	d = dma_map_single(dev, buf, EDU_LEN, DMA_FROM_DEVICE);
+	d = edu_map(dev, buf, DMA_FROM_DEVICE);
 	if (dma_mapping_error(dev, d))
 		return "map-failed";
 	for (round = 0; round < 4 && !strcmp(res, "ok"); round++) {
@@ -171,10 +192,10 @@ static const char *edu_check_remask(struct device *dev, u8 *buf, u8 *pat)
 
 	memset(buf, 0x44, EDU_BUF_SIZE);
 	get_random_bytes(pat, EDU_LEN);
-	d = dma_map_single(dev, buf, EDU_LEN, DMA_FROM_DEVICE);
+	d = edu_map(dev, buf, DMA_FROM_DEVICE);
 	if (dma_mapping_error(dev, d))
 		return "map-failed";
-	s = dma_map_single(dev, pat, EDU_LEN, DMA_TO_DEVICE);
+	s = edu_map(dev, pat, DMA_TO_DEVICE);
 	if (dma_mapping_error(dev, s)) {
 		res = "map-failed";
 		goto out;
@@ -211,9 +232,9 @@ static int edu_run_set(const char *val, const struct kernel_param *kp)
 	int skip;
 
 	mutex_lock(&edu_lock);
-	if (!edu_pdev) {
+	if (!edu_pdev || edu_dead) {
 		mutex_unlock(&edu_lock);
-		return -ENODEV;
+		return edu_dead ? -EIO : -ENODEV;
 	}
 	dev = &edu_pdev->dev;
 	buf = kmalloc(EDU_BUF_SIZE, GFP_KERNEL);
@@ -225,17 +246,20 @@ static int edu_run_set(const char *val, const struct kernel_param *kp)
 		return -ENOMEM;
 	}
 	skip = edu_skip_sync(dev);
+	edu_maps = 0;
 	cpu = edu_check_cpu(dev, buf, pat);
 	dv = edu_check_dev(dev, buf, pat);
 	ring = edu_check_ring(dev, buf, pat);
 	remask = edu_check_remask(dev, buf, pat);
 	snprintf(edu_result, sizeof(edu_result),
-		 "cpu=%s dev=%s ring=%s remask=%s coherent=%d skip_sync_before=%d skip_sync_after=%d",
-		 cpu, dv, ring, remask, dev_is_dma_coherent(dev), skip,
-		 edu_skip_sync(dev));
+		 "cpu=%s dev=%s ring=%s remask=%s maps=%d coherent=%d skip_sync_before=%d skip_sync_after=%d",
+		 cpu, dv, ring, remask, edu_maps, dev_is_dma_coherent(dev),
+		 skip, edu_skip_sync(dev));
 	dev_info(dev, "%s\n", edu_result);
-	kfree(buf);
-	kfree(pat);
+	if (!edu_dead) {
+		kfree(buf);
+		kfree(pat);
+	}
 	mutex_unlock(&edu_lock);
 	return 0;
 }
