@@ -2,12 +2,14 @@
 """Aggregate benchmark cells and write results/bench.json, bench.md and bench.png."""
 import collections
 import json
+import math
 import statistics
 
 from . import guest
 
 GIB = float(1 << 30)
-MODE_ORDER = ['strict', 'pool', 'lazy', 'passthrough']
+# strict2 is strict again under another name: an A/A control in the same rotation
+MODE_ORDER = ['strict', 'strict2', 'pool', 'lazy', 'passthrough']
 _BS_UNITS = {'k': 1 << 10, 'm': 1 << 20}
 
 
@@ -59,6 +61,54 @@ def aggregate(outputs):
     return cells
 
 
+def median_ci(values, level=0.95):
+    """(median, low, high, coverage) of values, the interval from order statistics.
+
+    Distribution-free: [x(k), x(n-k+1)] covers the true median with probability
+    1 - 2 P(Binomial(n, 1/2) < k); k is the largest rank whose coverage is still at least
+    level.  With fewer than 6 values no such interval reaches 95 %: low and high are
+    None."""
+    x = sorted(values)
+    n = len(x)
+    if not n:
+        return None, None, None, None
+    med = statistics.median(x)
+    best = None
+    tail = 0.0
+    for k in range(1, n // 2 + 1):
+        # tail = P(B <= k - 1); coverage of [x(k), x(n-k+1)] is 1 - 2 * tail
+        tail += math.comb(n, k - 1) / 2.0 ** n
+        cov = 1 - 2 * tail
+        if cov < level:
+            break
+        best = (k, cov)
+    if best is None:
+        return med, None, None, None
+    k, cov = best
+    return med, x[k - 1], x[n - k], cov
+
+
+def paired(cells, base='strict'):
+    """Each mode against base in the same repetition of the same cell.
+
+    Returns {key: {'n', 'ratios', 'median', 'low', 'high', 'coverage', 'half_width'}}
+    for every key whose mode is not base; half_width is the larger distance from the
+    median to an end of the interval, relative to the median (None without one)."""
+    out = {}
+    for key, c in cells.items():
+        mode, rw, bs, nj = key
+        b = cells.get((base, rw, bs, nj))
+        if mode == base or not b:
+            continue
+        bi = {r['rep']: r['iops'] for r in b['reps']}
+        ratios = [r['iops'] / bi[r['rep']] for r in c['reps'] if bi.get(r['rep'])]
+        med, lo, hi, cov = median_ci(ratios)
+        hw = (max(med - lo, hi - med) / med) if lo is not None and med else None
+        out[key] = {'n': len(ratios), 'ratios': ratios, 'median': med, 'low': lo,
+                    'high': hi, 'coverage': cov, 'half_width': hw}
+    return out
+
+
 def sorted_keys(cells):
     return sorted(cells, key=lambda k: (k[1], k[3], k[2], _order(k[0])))
 
@@ -66,15 +116,28 @@ def sorted_keys(cells):
 def bench_json(cells, kernel, qemu, fio, date):
     """The schema of design.md section 4: one object per cell, medians of the reps."""
     runs = []
+    pr = paired(cells)
     for key in sorted_keys(cells):
         mode, rw, bs, nj = key
         c = cells[key]
-        runs.append({'mode': mode, 'rw': rw, 'bs': bs, 'iodepth': 64, 'numjobs': nj,
-                     'reps': len(c['reps']),
-                     'bw_kib': round(c['median']['bw_kib']),
-                     'iops': round(c['median']['iops']),
-                     'map_us_per_gib': round(c['median']['map_us_per_gib'], 1),
-                     'unmap_us_per_gib': round(c['median']['unmap_us_per_gib'], 1)})
+        run = {'mode': mode, 'rw': rw, 'bs': bs, 'iodepth': 64, 'numjobs': nj,
+               'reps': len(c['reps']),
+               'bw_kib': round(c['median']['bw_kib']),
+               'iops': round(c['median']['iops']),
+               'map_us_per_gib': round(c['median']['map_us_per_gib'], 1),
+               'unmap_us_per_gib': round(c['median']['unmap_us_per_gib'], 1)}
+        if key in pr:
+            # IOPS of this mode / strict's, paired by repetition: median and the
+            # order-statistic interval of the median (null below 6 repetitions)
+            p = pr[key]
+
+            def r4(v):
+                return None if v is None else round(v, 4)
+            run.update({'vs_strict_median': r4(p['median']), 'vs_strict_ci_low': r4(p['low']),
+                        'vs_strict_ci_high': r4(p['high']),
+                        'vs_strict_ci_coverage': r4(p['coverage']),
+                        'vs_strict_pairs': p['n']})
+        runs.append(run)
     return {'kernel': kernel, 'qemu': qemu, 'fio': fio, 'date': date, 'runs': runs}
 
 
@@ -153,8 +216,9 @@ def bench_md(doc, cells, cost, machine, pcost=None):
              'value is the median of %d interleaved repetitions in one boot.'
              % max(len(c['reps']) for c in cells.values()), '',
              'Modes: ' + ', '.join('`%s`' % m for m in modes) + ' (`strict`: DMA domain, '
-             'strict invalidation; `pool`: strict with the bounce pool on; `lazy`: DMA-FQ; '
-             '`passthrough`: identity domain, no protection, the ceiling).', '']
+             'strict invalidation; `strict2`: the same again, an A/A control; `pool`: strict '
+             'with the bounce pool on; `lazy`: DMA-FQ; `passthrough`: identity domain, no '
+             'protection, the ceiling).', '']
     noise = spread(cells)
     if noise:
         lines += ['Noise: in the median cell the fastest repetition was %.2fx the slowest. '
@@ -189,6 +253,25 @@ def bench_md(doc, cells, cost, machine, pcost=None):
             row += ['%.0f' % ((med[m]['map_us_per_gib'] + med[m]['unmap_us_per_gib']) / 1000)
                     if m in med else '-' for m in modes if m != 'passthrough']
             lines.append('| ' + ' | '.join(row) + ' |')
+        lines.append('')
+    pr = paired(cells)
+    if pr:
+        lines.append('## Paired ratios (IOPS of each mode / strict in the same repetition)')
+        lines.append('')
+        lines.append('Median of the per-repetition ratios and the order-statistic interval of '
+                     'that median (its coverage, at least 95 %; none below 6 repetitions). '
+                     '`strict2` is strict under another name: its ratio is the noise floor.')
+        lines.append('')
+        lines.append('| rw | numjobs | bs | mode | median | interval | coverage | pairs |')
+        lines.append('|---|---|---|---|---|---|---|---|')
+        for key in sorted(pr, key=lambda k: (k[1], k[3], k[2], _order(k[0]))):
+            p = pr[key]
+            iv = ('%.3f - %.3f (+-%.1f %%)' % (p['low'], p['high'], 100 * p['half_width'])
+                  if p['low'] is not None else 'n/a')
+            cov = '%.1f %%' % (100 * p['coverage']) if p['coverage'] else 'n/a'
+            lines.append('| %s | %d | %s | %s | %.3f | %s | %s | %d |'
+                         % (key[1], key[3], _size(key[2]), key[0], p['median'], iv, cov,
+                            p['n']))
         lines.append('')
     lines.append('## Cost model (numjobs=1 cells, ftrace function profiler, summed over CPUs)')
     lines.append('')

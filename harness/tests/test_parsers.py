@@ -162,10 +162,62 @@ class Aggregate(unittest.TestCase):
         self.assertEqual(set(doc), {'kernel', 'qemu', 'fio', 'date', 'runs'})
         want = {'mode', 'rw', 'bs', 'iodepth', 'numjobs', 'reps', 'bw_kib', 'iops',
                 'map_us_per_gib', 'unmap_us_per_gib'}
+        paired = {'vs_strict_median', 'vs_strict_ci_low', 'vs_strict_ci_high',
+                  'vs_strict_ci_coverage', 'vs_strict_pairs'}
         for r in doc['runs']:
-            self.assertEqual(set(r), want)
+            has_strict = any(x['mode'] == 'strict' and x['rw'] == r['rw'] and
+                             x['bs'] == r['bs'] and x['numjobs'] == r['numjobs']
+                             for x in doc['runs'])
+            extra = paired if r['mode'] != 'strict' and has_strict else set()
+            self.assertEqual(set(r), want | extra)
             self.assertIsInstance(r['bs'], int)
         self.assertEqual(len(doc['runs']), 3)
+
+    def test_markdown_has_paired_table(self):
+        def cell(iops):
+            return {'reps': [{'rep': i + 1, 'iops': v, 'bw_kib': v * 4, 'map_us_per_gib': 0,
+                              'unmap_us_per_gib': 0} for i, v in enumerate(iops)],
+                    'median': {'bw_kib': 4 * sorted(iops)[len(iops) // 2], 'iops': 1,
+                               'map_us_per_gib': 0, 'unmap_us_per_gib': 0}}
+        cells = {('strict', 'read', 4096, 1): cell([100, 200, 300, 400, 500, 600]),
+                 ('strict2', 'read', 4096, 1): cell([110, 180, 300, 400, 500, 660])}
+        doc = report.bench_json(cells, '6.12.117', '7.2', '3.33', '2026-01-01')
+        cost = {'map_us_per_call': None}
+        md = report.bench_md(doc, cells, cost, 'machine')
+        self.assertIn('| read | 1 | 4k | strict2 | 1.000 | 0.900 - 1.100 (+-10.0 %) | 96.9 % '
+                      '| 6 |', md)
+
+    def test_median_ci_order_statistics(self):
+        # below 6 values no order-statistic interval reaches 95 %
+        self.assertEqual(report.median_ci([1.0, 2.0, 3.0, 4.0, 5.0])[1:], (None, None, None))
+        med, lo, hi, cov = report.median_ci([5, 1, 4, 2, 3, 6])
+        self.assertEqual((med, lo, hi), (3.5, 1, 6))
+        self.assertAlmostEqual(cov, 1 - 2 / 64.0)
+        # 9 values: [x(2), x(8)], coverage 1 - 2 * 10/512
+        med, lo, hi, cov = report.median_ci(list(range(1, 10)))
+        self.assertEqual((med, lo, hi), (5, 2, 8))
+        self.assertAlmostEqual(cov, 1 - 20 / 512.0)
+        self.assertEqual(report.median_ci([]), (None, None, None, None))
+
+    def test_paired_ratios_by_repetition(self):
+        def cell(iops):
+            return {'reps': [{'rep': i + 1, 'iops': v} for i, v in enumerate(iops)],
+                    'median': {}}
+        # the repetitions drift together: paired ratios stay at 2 where medians
+        # of the modes alone would not tell
+        cells = {('strict', 'read', 4096, 1): cell([100, 200, 300, 400, 500, 600]),
+                 ('pool', 'read', 4096, 1): cell([200, 400, 600, 800, 1000, 1200]),
+                 ('strict2', 'read', 4096, 1): cell([110, 180, 300, 400, 500, 660])}
+        p = report.paired(cells)
+        self.assertNotIn(('strict', 'read', 4096, 1), p)
+        pool = p[('pool', 'read', 4096, 1)]
+        self.assertEqual((pool['n'], pool['median'], pool['low'], pool['high']), (6, 2, 2, 2))
+        self.assertEqual(pool['half_width'], 0)
+        aa = p[('strict2', 'read', 4096, 1)]
+        self.assertAlmostEqual(aa['median'], 1.0)
+        self.assertAlmostEqual(aa['low'], 0.9)
+        self.assertAlmostEqual(aa['high'], 1.1)
+        self.assertAlmostEqual(aa['half_width'], 0.1)
 
     def test_fio_error_is_refused(self):
         o = guest.parse(data('bench-results.log'))
