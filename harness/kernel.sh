@@ -40,6 +40,10 @@ series_hash() {
 
 git_k() { git -C "$SRC" -c user.name=hib -c user.email=hib@localhost "$@"; }
 
+# make with the harness's compilers (ccache) and an unsuffixed uname -r: every kernel
+# build goes through here; the caller gives the tree (-C) and the output (O=).
+kmake() { make -s CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION= "$@"; }
+
 series_files() {
 	grep -v '^[[:space:]]*\(#\|$\)' "$TOP/patches/series" | sed "s|^|$TOP/patches/|" || true
 }
@@ -116,7 +120,7 @@ build() {
 	h=$( (cat "${frags[@]}"; series_hash) | sha256sum | cut -d' ' -f1)
 	mkdir -p "$obj"
 	# LOCALVERSION= keeps uname -r at the plain upstream version (no "+" for a git tree).
-	local mk=(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION=)
+	local mk=(kmake -C "$SRC" O="$obj")
 	if [ "$(cat "$obj/.hib-fragments" 2>/dev/null)" != "$h" ] || [ ! -f "$obj/.config" ]; then
 		# Generate the config in a scratch directory and install it only if it
 		# differs: rewriting .config in place makes Kbuild rebuild everything,
@@ -124,9 +128,9 @@ build() {
 		local kc=$B/kconfig-$fl
 		log "configuring $fl (tinyconfig + fragments)"
 		mkdir -p "$kc"
-		make -s -C "$SRC" O="$kc" CC="ccache gcc" HOSTCC="ccache gcc" tinyconfig >/dev/null
+		kmake -C "$SRC" O="$kc" tinyconfig >/dev/null
 		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$kc" "$kc/.config" "${frags[@]}" >/dev/null
-		make -s -C "$SRC" O="$kc" CC="ccache gcc" HOSTCC="ccache gcc" olddefconfig >/dev/null
+		kmake -C "$SRC" O="$kc" olddefconfig >/dev/null
 		if ! cmp -s "$kc/.config" "$obj/.config"; then
 			cp "$kc/.config" "$obj/.config"
 			"${mk[@]}" olddefconfig >/dev/null
@@ -152,7 +156,7 @@ patchwise() {
 	git_k worktree prune
 	[ -e "$wt/.git" ] || git_k worktree add -q --detach "$wt" HEAD
 	mkdir -p "$obj"
-	local mk=(make -s -C "$wt" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION=)
+	local mk=(kmake -C "$wt" O="$obj")
 	for c in $(git_k rev-list --reverse base..HEAD); do
 		n=$((n + 1))
 		git -C "$wt" checkout -q --detach "$c"
@@ -185,8 +189,7 @@ modules() {
 	for d in "$mod"/src/*/; do
 		[ -f "$d/Kbuild" ] || die "no module in harness/modules/ ($d has no Kbuild)"
 		n=$(basename "$d")
-		out=$(make -s -C "$SRC" O="$obj" CC="ccache gcc" HOSTCC="ccache gcc" \
-			LOCALVERSION= M="$d" W=1 modules 2>&1) || die "module $n: build failed:
+		out=$(kmake -C "$SRC" O="$obj" M="$d" W=1 modules 2>&1) || die "module $n: build failed:
 $out"
 		if echo "$out" | grep -q 'warning:'; then
 			die "module $n: W=1 warnings:
