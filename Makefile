@@ -2,7 +2,7 @@
 # io-buffer-pool harness.  `make bench` and `make check` install what they need.
 PY := /usr/bin/python3
 
-.PHONY: all bench check soak unit deps prepare kernels clean
+.PHONY: all bench aa regimes check soak unit deps prepare kernels clean
 all: check
 
 deps:
@@ -21,6 +21,21 @@ bench: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio
 	$(PY) harness/bench.py $(BENCH_ARGS)
+
+# The A/A run: strict against itself in one rotation, the bench's noise floor:
+# results/aa.json and aa.md, in about 30 min.
+AA_ARGS ?= --reps 16 --runtime 2
+aa: prepare
+	harness/kernel.sh build bench
+	$(MAKE) build/initramfs.cpio
+	$(PY) harness/bench.py --aa $(AA_ARGS)
+
+# The five IOMMU cost regimes (virtio-iommu strict/lazy, VT-d caching mode, VT-d
+# strict/lazy): results/regimes.json and .md.  REGIMES_ARGS="--reps 6 --regimes vtd-strict"
+regimes: prepare
+	harness/kernel.sh build bench
+	$(MAKE) build/initramfs.cpio
+	$(PY) harness/regimes.py $(REGIMES_ARGS)
 
 check: deps
 	$(PY) harness/check.py $(CHECK_ARGS)

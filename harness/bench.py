@@ -34,19 +34,35 @@ def main():
     ap.add_argument('--jobs', default='1,2')
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--runtime', type=int, default=4, help='seconds per fio cell')
+    ap.add_argument('--ramp', default='500ms',
+                    help='fio warm-up before each measured cell (fio time: 500ms, 1s, 0)')
+    ap.add_argument('--aa', action='store_true',
+                    help='the A/A run (make aa): modes strict,strict2, write aa.json and aa.md only')
+    ap.add_argument('--prof', type=int, default=1,
+                    help='seconds of each profiled run after the matrix (0: none)')
     ap.add_argument('--extra', default='', help='more kernel command line')
+    ap.add_argument('--iommu', default='virtio', choices=sorted(qemu.IOMMU_DEVICE),
+                    help='the emulated IOMMU')
+    ap.add_argument('--tcg', default='multi', choices=qemu.TCG_THREADS,
+                    help='TCG threading: a host thread per vCPU, or one for all')
     ap.add_argument('--from-log', action='store_true',
                     help='no guest: rebuild the report from the last run\'s result log')
     a = ap.parse_args()
 
     if a.reps < 1 or a.runtime < 1:
         ap.error('--reps and --runtime must be at least 1')
+    if a.aa:
+        a.modes, a.prof, name = 'strict,strict2', 0, 'aa'
+    else:
+        name = 'bench'
     modes = a.modes.split(',')
     ncell = len(modes) * len(a.rw.split(',')) * len(a.bs.split(',')) * len(a.jobs.split(','))
-    timeout = 180 + a.reps * (ncell * (a.runtime + 6) + len(modes) * 30)
-    append = ('quiet iommu.strict=1 hib.scenario=bench hib.reps=%d hib.runtime=%d '
-              'hib.ramp=0 hib.modes=%s hib.rw=%s hib.bs=%s hib.jobs=%s %s'
-              % (a.reps, a.runtime, a.modes, a.rw, a.bs, a.jobs, a.extra)).strip()
+    nprof = ncell // len(a.jobs.split(',')) if a.prof else 0
+    timeout = 180 + a.reps * (ncell * (a.runtime + 6) + len(modes) * 30) + nprof * (a.prof + 6)
+    append = ('quiet iommu.strict=1 hib.scenario=bench hib.reps=%d hib.runtime=%d hib.ramp=%s '
+              'hib.prof=%d hib.modes=%s hib.rw=%s hib.bs=%s hib.jobs=%s %s'
+              % (a.reps, a.runtime, a.ramp, a.prof, a.modes, a.rw, a.bs, a.jobs,
+                 a.extra)).strip()
     if a.from_log:
         elapsed = 0
         try:
@@ -54,14 +70,15 @@ def main():
                 elapsed = json.load(f).get('guest_boot_seconds', 0)
         except (OSError, ValueError):
             pass
-        run = qemu.Run('bench', os.path.join(a.logs, 'bench.console.log'),
-                       os.path.join(a.logs, 'bench.results.log'), elapsed, False, 0)
-        with open(os.path.join(a.logs, 'bench.cmd')) as f:
+        run = qemu.Run(name, os.path.join(a.logs, name + '.console.log'),
+                       os.path.join(a.logs, name + '.results.log'), elapsed, False, 0)
+        with open(os.path.join(a.logs, name + '.cmd')) as f:
             append = f.read().split(' -append ')[1].split(' -serial ')[0]
     else:
         print('bench: %d cells x %d reps, %d s each; guest timeout %d s; logs in %s'
               % (ncell, a.reps, a.runtime, timeout, a.logs), flush=True)
-        run = qemu.boot('bench', a.kernel, a.initrd, append, a.logs, timeout)
+        run = qemu.boot(name, a.kernel, a.initrd, append, a.logs, timeout,
+                        iommu=a.iommu, tcg=a.tcg)
     probs = run.problems()
     if probs:
         for p in probs:
@@ -96,14 +113,41 @@ def main():
     except (OSError, StopIteration):
         pass
     machine = ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
-               '2 GiB.' % (cpu, os.cpu_count(), platform.release()))
-    md = report.write(a.out, doc, cells, cost, machine,
-                      {'guest_boot_seconds': round(run.elapsed), 'cmdline': append,
-                       'pool_stats': {k: v for k, v in out.stats.items() if k.startswith('pool')}},
-                      pcost)
+               '2 GiB, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), a.iommu))
+    os.makedirs(a.out, exist_ok=True)
+    written = []
+    if not a.aa:
+        md = report.write(a.out, doc, cells, cost, machine,
+                          {'guest_boot_seconds': round(run.elapsed), 'cmdline': append,
+                           'pool_stats': {k: v for k, v in out.stats.items()
+                                          if k.startswith('pool')}},
+                          pcost)
+        written += ['bench.json', 'bench.md', 'bench.png']
+    aa = report.aa(cells)
+    if aa:
+        # the A/A control (mode strict2)
+        aa.update({'machine': machine, 'kernel': kernel, 'qemu': qemu_ver, 'fio': fio_ver,
+                   'date': date, 'reps': max(len(c['reps']) for c in cells.values()),
+                   'runtime_s': a.runtime, 'ramp': a.ramp, 'cmdline': append,
+                   'guest_seconds': round(run.elapsed)})
+        with open(os.path.join(a.out, 'aa.json'), 'w') as f:
+            json.dump(aa, f, indent=1)
+            f.write('\n')
+        written.append('aa.json')
+        if a.aa:
+            md = ('# A/A run: strict against strict\n\n%s\n\nKernel %s, QEMU %s, fio %s, %s; '
+                  '%d repetitions of %d s after a %s warm-up; the guest ran %.0f s.\n\n'
+                  % (machine, kernel, qemu_ver, fio_ver, date, aa['reps'], a.runtime, a.ramp,
+                     run.elapsed) + '\n'.join(report.aa_md(aa)) +
+                  '\nProduced by `make aa` (harness/bench.py --aa).\n')
+            with open(os.path.join(a.out, 'aa.md'), 'w') as f:
+                f.write(md)
+            written.append('aa.md')
+    elif a.aa:
+        print('bench: FAILED: the A/A run has no strict2/strict pairs', file=sys.stderr)
+        return 1
     print(md)
-    print('bench: wrote %s/bench.json, bench.md, bench.png (guest ran %.0f s)'
-          % (a.out, run.elapsed))
+    print('bench: wrote %s: %s (guest ran %.0f s)' % (a.out, ', '.join(written), run.elapsed))
     return 0
 
 

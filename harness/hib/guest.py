@@ -6,6 +6,7 @@ Line kinds (see harness/guest/init):
   HIB mode MODE group=N type=T dev=D bounce=Y|N|none threshold=N|none
   HIB fio MODE RW BS NUMJOBS REP TERSE
   HIB prof MODE RW BS NUMJOBS REP cpu=N FUNCTION HITS TIME UNIT AVG UNIT S2 UNIT
+  HIB pfio MODE RW BS NUMJOBS 0 TERSE    (the fio run the profile lines of REP 0 timed)
   HIB stat TAG... NAME VALUE        (the pool's debugfs counters after TAG)
   HIB verify MODE BS rc=N TERSE
   HIB verify-error MODE BS TEXT
@@ -135,6 +136,7 @@ class Output:
         self.errors = []
         self.modes = []
         self.cells = []          # (key, Fio), key = (mode, rw, bs, numjobs, rep)
+        self.pcells = {}         # key -> Fio of a profiled run (rep 0)
         self.prof = collections.defaultdict(list)   # key -> [Prof]
         self.verify = []         # (mode, bs, rc, Fio or None)
         self.verify_errors = {}  # (mode, bs) -> text
@@ -178,6 +180,10 @@ def parse(text):
             if len(f) < 6:
                 raise ParseError('short fio line: %r' % line)
             o.cells.append((_key(f), parse_terse(f[5])))
+        elif kind == 'pfio':
+            if len(f) < 6:
+                raise ParseError('short pfio line: %r' % line)
+            o.pcells[_key(f)] = parse_terse(f[5])
         elif kind == 'prof':
             if len(f) < 6:
                 raise ParseError('short prof line: %r' % line)

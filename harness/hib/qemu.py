@@ -29,8 +29,20 @@ HOTPLUG_DEVICE = {'driver': 'nvme', 'id': HOTPLUG_ID, 'bus': 'rp1', 'drive': 'nv
                   'serial': 'hib0001'}
 
 
+# The emulated IOMMUs of the benchmark's cost regimes (see IOMMU_APPEND for what the
+# guest needs on its command line with each).
+IOMMU_DEVICE = {
+    'virtio': 'virtio-iommu-pci',
+    # VT-d as under a hypervisor: the guest must invalidate after every map too
+    'vtd-cm': 'intel-iommu,caching-mode=on,intremap=off',
+    'vtd': 'intel-iommu,caching-mode=off,intremap=off',
+}
+IOMMU_APPEND = {'virtio': '', 'vtd-cm': 'intel_iommu=on', 'vtd': 'intel_iommu=on'}
+TCG_THREADS = ('multi', 'single')
+
+
 def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
-            mem='2G', monitor=None, hotplug=False, edu=False):
+            mem='2G', monitor=None, hotplug=False, edu=False, iommu='virtio', tcg='multi'):
     """Build the QEMU command line (a list) for one boot.
 
     hotplug puts the NVMe device (id nvme0) on a pcie-root-port (id rp1), its disk on a
@@ -38,12 +50,21 @@ def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
     remove and re-add it; q35 signals that to the guest through ACPI.  monitor is the
     path of a QMP unix socket.  edu adds QEMU's edu device, whose DMA engine the
     harness's edu_dma module drives (its default 28-bit DMA mask widened to 32).
+    iommu names the emulated IOMMU (IOMMU_DEVICE); tcg is 'multi' (a host thread per
+    vCPU) or 'single' (one thread runs every vCPU in turn).
     """
+    if iommu not in IOMMU_DEVICE:
+        raise ValueError('unknown IOMMU %r (known: %s)' % (iommu, ', '.join(IOMMU_DEVICE)))
+    if tcg not in TCG_THREADS:
+        raise ValueError('unknown TCG threading %r' % tcg)
+    extra = IOMMU_APPEND[iommu]
+    if extra and extra not in append.split():
+        append = append + ' ' + extra
     cmd = [QEMU, '-M', 'q35', '-cpu', 'max', '-smp', str(smp), '-m', mem,
-           '-accel', 'tcg,thread=multi', '-nodefaults', '-display', 'none',
+           '-accel', 'tcg,thread=' + tcg, '-nodefaults', '-display', 'none',
            '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', append,
            '-serial', 'file:' + console_log, '-serial', 'file:' + results_log,
-           '-device', 'virtio-iommu-pci']
+           '-device', IOMMU_DEVICE[iommu]]
     if hotplug:
         if not disk:
             raise ValueError('hotplug needs a disk image')
@@ -219,7 +240,7 @@ class _Asker(threading.Thread):
 
 
 def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
-         hotplug=False, edu=False):
+         hotplug=False, edu=False, iommu='virtio', tcg='multi', smp=2):
     """Boot once and wait for power-off or timeout; return a Run.
 
     With hotplug (see command()), a QMP socket is opened in logdir and the guest's
@@ -238,7 +259,7 @@ def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
     if monitor and os.path.exists(monitor):
         os.unlink(monitor)
     cmd = command(kernel, initrd, full, con, res, disk=disk, monitor=monitor,
-                  hotplug=hotplug, edu=edu)
+                  hotplug=hotplug, edu=edu, iommu=iommu, tcg=tcg, smp=smp)
     with open(os.path.join(logdir, name + '.cmd'), 'w') as f:
         f.write(' '.join(cmd) + '\n')
     t0 = time.monotonic()

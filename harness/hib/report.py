@@ -25,40 +25,54 @@ def _order(mode):
     return MODE_ORDER.index(mode) if mode in MODE_ORDER else len(MODE_ORDER)
 
 
+def _entry(out, key, fio):
+    """One fio run's figures, with the profile of the same key if it has one."""
+    if fio.error:
+        raise guest.ParseError('fio reported error %d in %s' % (fio.error, key))
+    kib = fio.read_kib + fio.write_kib
+    gib = kib * 1024 / GIB
+    profs = out.prof.get(key, [])
+    map_us, map_n = guest.iommu_time(profs, 'iommu_dma_map_')
+    unmap_us, unmap_n = guest.iommu_time(profs, 'iommu_dma_unmap_')
+    return {'rep': key[4],
+            'bw_kib': fio.read_bw_kib + fio.write_bw_kib,
+            'iops': fio.read_iops + fio.write_iops,
+            'gib': gib,
+            'map_us': map_us, 'map_calls': map_n,
+            'unmap_us': unmap_us, 'unmap_calls': unmap_n,
+            'map_us_per_gib': map_us / gib if gib else 0.0,
+            'unmap_us_per_gib': unmap_us / gib if gib else 0.0}
+
+
 def aggregate(outputs):
     """Group the cells of one or more guest Outputs by (mode, rw, bs, numjobs).
 
-    Returns {key: cell} where cell holds the per-repetition values and their medians.
-    map/unmap times are summed over CPUs and over the _page and _sg variants and divided
-    by the GiB fio moved in that repetition.
+    Returns {key: cell} where cell holds the per-repetition values ('reps'), the
+    profiled runs of repetition 0 ('prof_reps', none in logs that profiled every cell)
+    and their medians.  map/unmap times are summed over CPUs and over the _page and
+    _sg variants and divided by the GiB fio moved in the profiled run.
     """
     reps = collections.defaultdict(list)
+    preps = collections.defaultdict(list)
     for out in outputs:
         for key, fio in out.cells:
-            mode, rw, bs, nj, rep = key
-            if fio.error:
-                raise guest.ParseError('fio reported error %d in %s' % (fio.error, key))
-            kib = fio.read_kib + fio.write_kib
-            gib = kib * 1024 / GIB
-            profs = out.prof.get(key, [])
-            map_us, map_n = guest.iommu_time(profs, 'iommu_dma_map_')
-            unmap_us, unmap_n = guest.iommu_time(profs, 'iommu_dma_unmap_')
-            reps[(mode, rw, bs_bytes(bs), nj)].append({
-                'rep': rep,
-                'bw_kib': fio.read_bw_kib + fio.write_bw_kib,
-                'iops': fio.read_iops + fio.write_iops,
-                'gib': gib,
-                'map_us': map_us, 'map_calls': map_n,
-                'unmap_us': unmap_us, 'unmap_calls': unmap_n,
-                'map_us_per_gib': map_us / gib if gib else 0.0,
-                'unmap_us_per_gib': unmap_us / gib if gib else 0.0,
-            })
+            reps[key[:4]].append(_entry(out, key, fio))
+        for key, fio in out.pcells.items():
+            preps[key[:4]].append(_entry(out, key, fio))
     cells = {}
-    for key, rs in reps.items():
-        med = {f: statistics.median(r[f] for r in rs)
-               for f in ('bw_kib', 'iops', 'map_us_per_gib', 'unmap_us_per_gib')}
-        cells[key] = {'reps': rs, 'median': med}
+    for k, rs in reps.items():
+        key = (k[0], k[1], bs_bytes(k[2]), k[3])
+        med = {f: statistics.median(r[f] for r in rs) for f in ('bw_kib', 'iops')}
+        ps = preps.get(k) or rs
+        for f in ('map_us_per_gib', 'unmap_us_per_gib'):
+            med[f] = statistics.median(r[f] for r in ps)
+        cells[key] = {'reps': rs, 'prof_reps': preps.get(k, []), 'median': med}
     return cells
+
+
+def _profiled(cell):
+    """The runs of a cell that carry profiles: the separate ones if any, else all."""
+    return cell.get('prof_reps') or cell['reps']
 
 
 def median_ci(values, level=0.95):
@@ -88,25 +102,74 @@ def median_ci(values, level=0.95):
     return med, x[k - 1], x[n - k], cov
 
 
-def paired(cells, base='strict'):
-    """Each mode against base in the same repetition of the same cell.
+def base_of(mode):
+    """The mode a mode is paired with: its own domain type without the pool.
 
-    Returns {key: {'n', 'ratios', 'median', 'low', 'high', 'coverage', 'half_width'}}
-    for every key whose mode is not base; half_width is the larger distance from the
-    median to an end of the interval, relative to the median (None without one)."""
+    A lazy-pool mode is the pool of a DMA-FQ domain, compared with lazy; every other
+    mode (lazy itself included) is compared with strict."""
+    return 'lazy' if mode.startswith('lazy-') else 'strict'
+
+
+def paired(cells, base=None):
+    """Each mode against its base (base_of(), or base) in the same repetition of a cell.
+
+    Returns {key: {'base', 'n', 'ratios', 'median', 'low', 'high', 'coverage',
+    'half_width'}} for every key that is not its own base and whose base was run;
+    half_width is the larger distance from the median to an end of the interval,
+    relative to the median (None without one)."""
     out = {}
     for key, c in cells.items():
         mode, rw, bs, nj = key
-        b = cells.get((base, rw, bs, nj))
-        if mode == base or not b:
+        bm = base or base_of(mode)
+        b = cells.get((bm, rw, bs, nj))
+        if mode == bm or not b:
             continue
         bi = {r['rep']: r['iops'] for r in b['reps']}
         ratios = [r['iops'] / bi[r['rep']] for r in c['reps'] if bi.get(r['rep'])]
         med, lo, hi, cov = median_ci(ratios)
         hw = (max(med - lo, hi - med) / med) if lo is not None and med else None
-        out[key] = {'n': len(ratios), 'ratios': ratios, 'median': med, 'low': lo,
-                    'high': hi, 'coverage': cov, 'half_width': hw}
+        out[key] = {'base': bm, 'n': len(ratios), 'ratios': ratios, 'median': med,
+                    'low': lo, 'high': hi, 'coverage': cov, 'half_width': hw}
     return out
+
+
+# The A/A target of the benchmark: strict2/strict within these bounds, and the
+# interval's half-width at most AA_HALF_WIDTH, in at least AA_SHARE of the cells.
+AA_BOUNDS = (0.97, 1.03)
+AA_HALF_WIDTH = 0.04
+AA_SHARE = 0.9
+
+
+def aa(cells, control='strict2'):
+    """The A/A run: the control mode against strict, per cell, and the target's verdict.
+
+    Returns {'cells': [{rw, bs, numjobs, ratio, ci_low, ci_high, half_width, pairs,
+    ok}], 'summary': {...}} or None when the control mode was not run."""
+    pr = paired(cells, 'strict')
+    rows = []
+    for key in sorted((k for k in pr if k[0] == control), key=lambda k: (k[1], k[3], k[2])):
+        p = pr[key]
+        ok = (p['low'] is not None and AA_BOUNDS[0] <= p['median'] <= AA_BOUNDS[1] and
+              p['half_width'] <= AA_HALF_WIDTH)
+        rows.append({'rw': key[1], 'bs': key[2], 'numjobs': key[3],
+                     'ratio': round(p['median'], 4),
+                     'ci_low': None if p['low'] is None else round(p['low'], 4),
+                     'ci_high': None if p['high'] is None else round(p['high'], 4),
+                     'half_width': None if p['half_width'] is None else round(p['half_width'], 4),
+                     'pairs': p['n'], 'ok': ok})
+    if not rows:
+        return None
+    n_ok = sum(r['ok'] for r in rows)
+    hws = [r['half_width'] for r in rows if r['half_width'] is not None]
+    return {'cells': rows,
+            'summary': {'cells': len(rows), 'within_target': n_ok,
+                        'share_within_target': round(n_ok / len(rows), 4),
+                        'target': {'ratio_within': list(AA_BOUNDS),
+                                   'half_width_at_most': AA_HALF_WIDTH,
+                                   'share_of_cells': AA_SHARE},
+                        'target_met': n_ok >= AA_SHARE * len(rows),
+                        'median_half_width': round(statistics.median(hws), 4) if hws else None,
+                        'max_abs_deviation': round(max(abs(r['ratio'] - 1) for r in rows), 4)}}
 
 
 def sorted_keys(cells):
@@ -151,7 +214,7 @@ def cost_model(cells, mode='strict', numjobs=1):
     for key, c in cells.items():
         if key[0] != mode or key[3] != numjobs:
             continue
-        for r in c['reps']:
+        for r in _profiled(c):
             t['map_us'] += r['map_us']
             t['map_calls'] += r['map_calls']
             t['unmap_us'] += r['unmap_us']
@@ -182,7 +245,7 @@ def pool_cost(cells, strict, threshold):
         return None
     bs = keys[0][2]
     t = collections.Counter()
-    for r in cells[keys[0]]['reps']:
+    for r in _profiled(cells[keys[0]]):
         for f in ('map_us', 'map_calls', 'unmap_us', 'unmap_calls'):
             t[f] += r[f]
     if not t['map_calls'] or not t['unmap_calls']:
@@ -206,74 +269,94 @@ def _ratio(a, b):
     return '%.2f' % (a / b) if b else 'n/a'
 
 
+def _iv(p):
+    """'1.40 [1.35-1.44]' for a paired entry, the median alone without an interval."""
+    if p is None:
+        return '-'
+    if p['low'] is None:
+        return '%.3f' % p['median']
+    return '%.3f [%.3f-%.3f]' % (p['median'], p['low'], p['high'])
+
+
+def _ms_per_gib(cell):
+    if cell is None or not any(r.get('map_calls') for r in _profiled(cell)):
+        return '-'
+    m = cell['median']
+    return '%.0f' % ((m['map_us_per_gib'] + m['unmap_us_per_gib']) / 1000)
+
+
+def aa_md(doc):
+    """The A/A table and its verdict, from aa()'s result."""
+    sm = doc['summary']
+    lines = ['## A/A control: strict2 / strict', '',
+             '`strict2` is `strict` under another name in the same rotation: its paired '
+             'ratio shows what a difference must exceed to mean anything. Target: ratio '
+             'within %.2f-%.2f and interval half-width at most %.0f %% in at least %.0f %% '
+             'of the cells.' % (sm['target']['ratio_within'][0], sm['target']['ratio_within'][1],
+                                100 * sm['target']['half_width_at_most'],
+                                100 * sm['target']['share_of_cells']), '',
+             '| rw | numjobs | bs | strict2/strict [95 % interval] | half-width | pairs | '
+             'within target |', '|---|---|---|---|---|---|---|']
+    for r in doc['cells']:
+        hw = '%.1f %%' % (100 * r['half_width']) if r['half_width'] is not None else 'n/a'
+        iv = ('%.3f [%.3f-%.3f]' % (r['ratio'], r['ci_low'], r['ci_high'])
+              if r['ci_low'] is not None else '%.3f' % r['ratio'])
+        lines.append('| %s | %d | %s | %s | %s | %d | %s |'
+                     % (r['rw'], r['numjobs'], _size(r['bs']), iv, hw, r['pairs'],
+                        'yes' if r['ok'] else 'no'))
+    lines += ['', '%d of %d cells within target (%.0f %%): target %s; median half-width '
+              '%s, largest deviation of a ratio from 1: %.1f %%.'
+              % (sm['within_target'], sm['cells'], 100 * sm['share_within_target'],
+                 'met' if sm['target_met'] else 'NOT met',
+                 '%.1f %%' % (100 * sm['median_half_width'])
+                 if sm['median_half_width'] is not None else 'n/a',
+                 100 * sm['max_abs_deviation']), '']
+    return lines
+
+
 def bench_md(doc, cells, cost, machine, pcost=None):
-    """The table a person reads."""
+    """The tables a person reads: one per rw and numjobs, ratios paired by repetition."""
     modes = sorted({k[0] for k in cells}, key=_order)
+    reps = max(len(c['reps']) for c in cells.values())
     lines = ['# Benchmark: fio through virtio-iommu under QEMU TCG', '',
              'Kernel %s, QEMU %s, fio %s, %s. %s' % (doc['kernel'], doc['qemu'], doc['fio'],
                                                     doc['date'], machine), '',
-             'fio `--direct=1 --ioengine=libaio --iodepth=64`, null-co NVMe backend. Each '
-             'value is the median of %d interleaved repetitions in one boot.'
-             % max(len(c['reps']) for c in cells.values()), '',
+             'fio `--direct=1 --ioengine=libaio --iodepth=64`, null-co NVMe backend, %d '
+             'repetitions in one boot, every cell running all modes back to back in a '
+             'rotated order.' % reps, '',
              'Modes: ' + ', '.join('`%s`' % m for m in modes) + ' (`strict`: DMA domain, '
              'strict invalidation; `strict2`: the same again, an A/A control; `pool`: strict '
-             'with the bounce pool on; `lazy`: DMA-FQ; `passthrough`: identity domain, no '
-             'protection, the ceiling).', '']
-    noise = spread(cells)
-    if noise:
-        lines += ['Noise: in the median cell the fastest repetition was %.2fx the slowest. '
-                  'Ratios closer to 1 than that are not resolved by this run; in cells the '
-                  'pool does not bounce (above the threshold) pool and strict run the same '
-                  'code.' % noise, '']
+             'with the bounce pool on; `pool-all`: the pool bouncing every size its classes '
+             'hold; `lazy`: DMA-FQ; `passthrough`: identity domain, no protection, the '
+             'ceiling).', '',
+             '`X/strict` is the median over repetitions of X\'s IOPS divided by strict\'s in '
+             'the same repetition, with its distribution-free 95 % interval (order '
+             'statistics; none below 6 repetitions). map+unmap is the time in '
+             '`iommu_dma_{map,unmap}_{page,sg}` per GiB moved, from separate runs under the '
+             'function profiler (numjobs=1 only).', '']
+    pr = paired(cells)
     groups = collections.OrderedDict()
     for key in sorted_keys(cells):
         groups.setdefault((key[1], key[3]), set()).add(key[2])
-    others = [m for m in modes if m != 'strict']
+    others = [m for m in modes if m not in ('strict', 'strict2')]
+    timed = [m for m in ('strict', 'pool') if m in modes]
     for (rw, nj), sizes in groups.items():
-        lines.append('## %s, numjobs=%d' % (rw, nj))
-        lines.append('')
-        head = ['bs'] + ['%s MiB/s' % m for m in modes] + ['%s IOPS' % m for m in modes]
-        head += ['%s/strict' % m for m in others]
-        if 'passthrough' in modes:
-            head += ['%s/passthrough' % m for m in modes if m != 'passthrough']
-        head += ['%s map+unmap ms/GiB' % m for m in modes if m != 'passthrough']
+        lines += ['## %s, numjobs=%d' % (rw, nj), '']
+        head = ['bs', 'strict IOPS'] + ['%s/%s' % (m, base_of(m)) for m in others]
+        head += ['%s map+unmap ms/GiB' % m for m in timed]
         lines.append('| ' + ' | '.join(head) + ' |')
         lines.append('|' + '---|' * len(head))
         for bs in sorted(sizes):
-            med = {m: cells[(m, rw, bs, nj)]['median'] for m in modes if (m, rw, bs, nj) in cells}
-            row = [_size(bs)]
-            row += ['%.1f' % (med[m]['bw_kib'] / 1024) if m in med else '-' for m in modes]
-            row += ['%.0f' % med[m]['iops'] if m in med else '-' for m in modes]
-            st = med.get('strict', {}).get('bw_kib', 0)
-            row += [_ratio(med[m]['bw_kib'], st) if m in med else '-' for m in others]
-            if 'passthrough' in modes:
-                pt = med.get('passthrough', {}).get('bw_kib', 0)
-                row += [_ratio(med[m]['bw_kib'], pt) if m in med else '-'
-                        for m in modes if m != 'passthrough']
-            row += ['%.0f' % ((med[m]['map_us_per_gib'] + med[m]['unmap_us_per_gib']) / 1000)
-                    if m in med else '-' for m in modes if m != 'passthrough']
+            st = cells.get(('strict', rw, bs, nj))
+            row = [_size(bs), '%.0f' % st['median']['iops'] if st else '-']
+            row += [_iv(pr.get((m, rw, bs, nj))) for m in others]
+            row += [_ms_per_gib(cells.get((m, rw, bs, nj))) for m in timed]
             lines.append('| ' + ' | '.join(row) + ' |')
         lines.append('')
-    pr = paired(cells)
-    if pr:
-        lines.append('## Paired ratios (IOPS of each mode / strict in the same repetition)')
-        lines.append('')
-        lines.append('Median of the per-repetition ratios and the order-statistic interval of '
-                     'that median (its coverage, at least 95 %; none below 6 repetitions). '
-                     '`strict2` is strict under another name: its ratio is the noise floor.')
-        lines.append('')
-        lines.append('| rw | numjobs | bs | mode | median | interval | coverage | pairs |')
-        lines.append('|---|---|---|---|---|---|---|---|')
-        for key in sorted(pr, key=lambda k: (k[1], k[3], k[2], _order(k[0]))):
-            p = pr[key]
-            iv = ('%.3f - %.3f (+-%.1f %%)' % (p['low'], p['high'], 100 * p['half_width'])
-                  if p['low'] is not None else 'n/a')
-            cov = '%.1f %%' % (100 * p['coverage']) if p['coverage'] else 'n/a'
-            lines.append('| %s | %d | %s | %s | %.3f | %s | %s | %d |'
-                         % (key[1], key[3], _size(key[2]), key[0], p['median'], iv, cov,
-                            p['n']))
-        lines.append('')
-    lines.append('## Cost model (numjobs=1 cells, ftrace function profiler, summed over CPUs)')
+    a = aa(cells)
+    if a:
+        lines += aa_md(a)
+    lines.append('## Cost model (numjobs=1, profiled runs, summed over CPUs)')
     lines.append('')
     if cost['map_us_per_call'] is not None:
         lines.append('- `iommu_dma_map_page/_sg`: %.1f us per call (%d calls)'
@@ -300,25 +383,36 @@ def bench_md(doc, cells, cost, machine, pcost=None):
 
 
 def plot(cells, path):
-    """Bandwidth by block size, one line per mode, one panel per rw/numjobs."""
+    """Each mode's paired ratio to its base by block size, with its 95 % interval as
+    error bars; one panel per rw/numjobs."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    pr = paired(cells)
     groups = sorted({(k[1], k[3]) for k in cells})
-    modes = sorted({k[0] for k in cells}, key=_order)
+    modes = sorted({k[0] for k in pr}, key=_order)
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
     for ax, (rw, nj) in zip(axes[0], groups):
-        for m in modes:
-            pts = sorted((k[2], c['median']['bw_kib'] / 1024) for k, c in cells.items()
+        for i, m in enumerate(modes):
+            pts = sorted((k[2], p) for k, p in pr.items()
                          if k[0] == m and k[1] == rw and k[3] == nj)
-            if pts:
-                ax.plot([_size(b) for b, _ in pts], [v for _, v in pts], marker='o', label=m)
+            if not pts:
+                continue
+            x = [j + 0.06 * (i - len(modes) / 2.0) for j in range(len(pts))]
+            y = [p['median'] for _, p in pts]
+            lo = [p['median'] - p['low'] if p['low'] is not None else 0 for _, p in pts]
+            hi = [p['high'] - p['median'] if p['high'] is not None else 0 for _, p in pts]
+            ax.errorbar(x, y, yerr=[lo, hi], marker='o', capsize=3,
+                        label='%s/%s' % (m, base_of(m)))
+            ax.set_xticks(range(len(pts)))
+            ax.set_xticklabels([_size(b) for b, _ in pts])
+        ax.axhline(1.0, color='grey', linewidth=0.8)
         ax.set_title('%s, numjobs=%d' % (rw, nj))
         ax.set_xlabel('block size')
-        ax.set_ylabel('MiB/s (median, log scale)')
+        ax.set_ylabel('IOPS ratio, paired (log scale)')
         ax.set_yscale('log')
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -184,8 +184,58 @@ class Aggregate(unittest.TestCase):
         doc = report.bench_json(cells, '6.12.117', '7.2', '3.33', '2026-01-01')
         cost = {'map_us_per_call': None}
         md = report.bench_md(doc, cells, cost, 'machine')
-        self.assertIn('| read | 1 | 4k | strict2 | 1.000 | 0.900 - 1.100 (+-10.0 %) | 96.9 % '
-                      '| 6 |', md)
+        self.assertIn('| read | 1 | 4k | 1.000 [0.900-1.100] | 10.0 % | 6 | no |', md)
+        self.assertIn('0 of 1 cells within target (0 %): target NOT met', md)
+
+    def test_aa_verdict(self):
+        def cell(iops):
+            return {'reps': [{'rep': i + 1, 'iops': v} for i, v in enumerate(iops)],
+                    'median': {}}
+        base = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
+        near = [v * f for v, f in zip(base, (1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99,
+                                             1.0, 1.0))]
+        far = [v * f for v, f in zip(base, (1.0, 1.1, 0.9, 1.2, 0.8, 1.0, 1.1, 0.9, 1.0, 1.0))]
+        cells = {('strict', 'read', 4096, 1): cell(base),
+                 ('strict2', 'read', 4096, 1): cell(near),
+                 ('strict', 'read', 8192, 1): cell(base),
+                 ('strict2', 'read', 8192, 1): cell(far)}
+        a = report.aa(cells)
+        ok = {r['bs']: r['ok'] for r in a['cells']}
+        self.assertEqual(ok, {4096: True, 8192: False})
+        self.assertEqual(a['summary']['within_target'], 1)
+        self.assertFalse(a['summary']['target_met'])
+        self.assertEqual(set(a['cells'][0]), {'rw', 'bs', 'numjobs', 'ratio', 'ci_low',
+                                              'ci_high', 'half_width', 'pairs', 'ok'})
+        self.assertIsNone(report.aa({('strict', 'read', 4096, 1): cell(base)}))
+
+    def test_lazy_pool_pairs_with_lazy(self):
+        def cell(iops):
+            return {'reps': [{'rep': i + 1, 'iops': v} for i, v in enumerate(iops)],
+                    'median': {}}
+        cells = {('strict', 'read', 4096, 1): cell([100] * 6),
+                 ('lazy', 'read', 4096, 1): cell([200] * 6),
+                 ('lazy-pool-all', 'read', 4096, 1): cell([300] * 6)}
+        p = report.paired(cells)
+        self.assertEqual(p[('lazy', 'read', 4096, 1)]['median'], 2.0)
+        self.assertEqual(p[('lazy-pool-all', 'read', 4096, 1)]['base'], 'lazy')
+        self.assertEqual(p[('lazy-pool-all', 'read', 4096, 1)]['median'], 1.5)
+
+    def test_profiled_runs_apart_from_the_reps(self):
+        R = data('fio-terse-read.txt').strip()
+        text = ('HIB fio strict read 4k 1 1 %s\nHIB fio strict read 4k 1 2 %s\n'
+                'HIB prof strict read 4k 1 0 cpu=0 iommu_dma_map_page 100 1000.0 us 10 us 1 us\n'
+                'HIB prof strict read 4k 1 0 cpu=1 iommu_dma_unmap_page 100 500.0 us 5 us 1 us\n'
+                'HIB pfio strict read 4k 1 0 %s\nHIB end\n' % (R, R, R))
+        o = guest.parse(text)
+        self.assertIn(('strict', 'read', '4k', 1, 0), o.pcells)
+        cells = report.aggregate([o])
+        c = cells[('strict', 'read', 4096, 1)]
+        self.assertEqual(len(c['reps']), 2)     # the profiled run is not a repetition
+        self.assertEqual(len(c['prof_reps']), 1)
+        self.assertAlmostEqual(c['median']['map_us_per_gib'], 1000.0 / c['prof_reps'][0]['gib'])
+        cost = report.cost_model(cells)
+        self.assertAlmostEqual(cost['map_us_per_call'], 10.0)
+        self.assertAlmostEqual(cost['unmap_us_per_call'], 5.0)
 
     def test_median_ci_order_statistics(self):
         # below 6 values no order-statistic interval reaches 95 %
@@ -259,7 +309,7 @@ class Aggregate(unittest.TestCase):
         cells = report.aggregate([guest.parse(data('bench-results.log'))])
         doc = report.bench_json(cells, '6.12.117', '7.2', '3.33', '2026-01-01')
         md = report.bench_md(doc, cells, report.cost_model(cells), 'test machine')
-        self.assertIn('strict/passthrough', md)
+        self.assertIn('passthrough/strict', md)
         self.assertIn('| 4k | ', md)
         self.assertIn('1.00', md)   # same fio line for both modes: ratio 1
 

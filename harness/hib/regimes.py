@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The five IOMMU cost regimes of `make regimes`, and what results/regimes.json says.
+
+Each regime is one boot of the lean bench kernel under one emulated IOMMU, running its
+baseline (the normal dma-iommu path of its domain type) and the same domain with the
+pool bouncing every size its classes hold, side by side in one rotation.
+"""
+import collections
+import math
+import statistics
+
+from . import report
+
+# name -> (QEMU IOMMU, guest baseline mode, guest pool mode, numjobs, domain type)
+REGIMES = collections.OrderedDict([
+    ('virtio-strict', ('virtio', 'strict', 'pool-all', '1,2', 'DMA')),
+    ('virtio-lazy', ('virtio', 'lazy', 'lazy-pool-all', '1', 'DMA-FQ')),
+    # caching mode: the guest invalidates after a map too, as under a hypervisor; the
+    # VT-d driver then refuses deferred invalidation, so there is no lazy twin
+    ('vtd-cm-strict', ('vtd-cm', 'strict', 'pool-all', '1', 'DMA')),
+    ('vtd-strict', ('vtd', 'strict', 'pool-all', '1', 'DMA')),
+    ('vtd-lazy', ('vtd', 'lazy', 'lazy-pool-all', '1', 'DMA-FQ')),
+])
+
+# regimes.json names the two modes of every regime alike: "strict" for its baseline
+# (no bouncing, in the regime's domain type) and "pool-all".
+OUT_MODE = {'strict': 'strict', 'lazy': 'strict', 'pool-all': 'pool-all',
+            'lazy-pool-all': 'pool-all'}
+
+
+def _fit(points):
+    """Least-squares line through (x, y) points: (intercept, slope), or None."""
+    if len(points) < 2:
+        return None
+    mx = statistics.mean(p[0] for p in points)
+    my = statistics.mean(p[1] for p in points)
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    if not sxx:
+        return None
+    slope = sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
+    return my - slope * mx, slope
+
+
+def per_call(cell):
+    """(map us, unmap us) per call over a cell's profiled runs, or (None, None)."""
+    rs = report._profiled(cell)
+    mc = sum(r.get('map_calls', 0) for r in rs)
+    uc = sum(r.get('unmap_calls', 0) for r in rs)
+    if not mc or not uc:
+        return None, None
+    return (sum(r['map_us'] for r in rs) / mc, sum(r['unmap_us'] for r in rs) / uc)
+
+
+def cost_model(cells, base, pool):
+    """The regime's costs per direction, from its profiled numjobs=1 runs.
+
+    map_us/unmap_us: the baseline's time per call at the smallest block size;
+    bounce_us_per_kib: the slope of the pool mode's map+unmap time per call against
+    the block size (the copies, and for reads the clearing of the slot), and
+    pool_fixed_us its intercept (the lookup); strict_us_per_kib and strict_fixed_us
+    the same line for the baseline (a larger mapping costs more pages to map).
+    """
+    out = {}
+    for rw in ('read', 'write'):
+        b_pts, p_pts, small = [], [], None
+        for (mode, r, bs, nj), c in sorted(cells.items(), key=lambda kv: kv[0][2]):
+            if r != rw or nj != 1:
+                continue
+            m, u = per_call(c)
+            if m is None:
+                continue
+            if mode == base:
+                b_pts.append((bs / 1024.0, m + u))
+                if small is None:
+                    small = {'bs': bs, 'map_us': round(m, 2), 'unmap_us': round(u, 2)}
+            elif mode == pool:
+                p_pts.append((bs / 1024.0, m + u))
+        bf, pf = _fit(b_pts), _fit(p_pts)
+        d = dict(small or {})
+        if bf and pf:
+            d.update({'strict_fixed_us': round(bf[0], 2), 'strict_us_per_kib': round(bf[1], 3),
+                      'pool_fixed_us': round(pf[0], 2), 'bounce_us_per_kib': round(pf[1], 3)})
+            # where the two lines cross: below it a bounce is cheaper than a mapping
+            if pf[1] > bf[1]:
+                d['model_break_even'] = max(0, round((bf[0] - pf[0]) / (pf[1] - bf[1]) * 1024))
+        out[rw] = d
+    return out
+
+
+def break_even(points):
+    """The block size where the pool stops winning, from (bs, paired ratio) points.
+
+    Returns (bytes, bound): bound 'crossing' when the ratio falls through 1 between two
+    sizes (interpolated in log2 of the size), 'at_least' when the pool won at every size
+    (bytes is the largest), 'below' when it lost at every size (bytes is the smallest).
+    """
+    pts = sorted(points)
+    if not pts:
+        return None, None
+    if pts[0][1] < 1:
+        return pts[0][0], 'below'
+    for (b0, r0), (b1, r1) in zip(pts, pts[1:]):
+        if r0 >= 1 > r1:
+            t = (r0 - 1) / (r0 - r1)
+            return int(round(2 ** (math.log2(b0) + t * (math.log2(b1) - math.log2(b0))))), \
+                'crossing'
+    return pts[-1][0], 'at_least'
+
+
+def regime_rows(name, cells):
+    """The regimes.json rows of one regime's cells, and its break-even and cost model."""
+    _, base, pool, _, dom = REGIMES[name]
+    pr = report.paired(cells, base)
+    rows = []
+    for key in report.sorted_keys(cells):
+        mode, rw, bs, nj = key
+        if mode not in (base, pool):
+            continue
+        p = pr.get(key)
+        r4 = (lambda v: None if v is None else round(v, 4))
+        rows.append({'regime': name, 'mode': OUT_MODE[mode], 'guest_mode': mode,
+                     'domain': dom, 'rw': rw, 'bs': bs, 'numjobs': nj,
+                     'iops': round(cells[key]['median']['iops']),
+                     'ratio_to_strict': 1.0 if mode == base else r4(p and p['median']),
+                     'ci_low': 1.0 if mode == base else r4(p and p['low']),
+                     'ci_high': 1.0 if mode == base else r4(p and p['high']),
+                     'pairs': len(cells[key]['reps']) if mode == base else (p and p['n'])})
+    be, detail = {}, {}
+    for rw in ('read', 'write'):
+        pts = [(k[2], p['median']) for k, p in pr.items()
+               if k[0] == pool and k[1] == rw and k[3] == 1]
+        b, bound = break_even(pts)
+        be[rw] = b
+        detail[rw] = bound
+    return rows, be, detail, cost_model(cells, base, pool)
+
+
+def regimes_md(doc):
+    """results/regimes.md: the break-even table, the cost models and the ratios."""
+    lines = ['# Five IOMMU cost regimes: where bouncing pays', '',
+             '%s' % doc['machine'], '',
+             'Per regime one boot; its baseline (`strict`: the normal dma-iommu path in the '
+             "regime's domain type, no bouncing) and `pool-all` (the same domain, the pool "
+             'bouncing every size its classes hold) run back to back in every cell, %d '
+             'repetitions of %d s. Ratios are paired by repetition: median and 95 %% '
+             'order-statistic interval.' % (doc['reps'], doc['runtime']), '',
+             '## Break-even (numjobs=1): the pool wins below this block size', '',
+             '| regime | read | write | map us | unmap us | bounce us/KiB read | '
+             'bounce us/KiB write |', '|---|---|---|---|---|---|---|']
+
+    def be(name, rw):
+        b = doc['break_even'][name][rw]
+        bound = doc['break_even_bound'][name][rw]
+        if b is None:
+            return 'n/a'
+        s = report._size(b) if b % 1024 == 0 else '%.1fk' % (b / 1024.0)
+        return {'crossing': s, 'at_least': '>= ' + s, 'below': '< ' + s}[bound]
+
+    for name in doc['break_even']:
+        cm = doc['cost_model'].get(name, {})
+        r, w = cm.get('read', {}), cm.get('write', {})
+        lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
+            name, be(name, 'read'), be(name, 'write'),
+            r.get('map_us', '-'), r.get('unmap_us', '-'),
+            r.get('bounce_us_per_kib', '-'), w.get('bounce_us_per_kib', '-')))
+    lines += ['', 'map/unmap us: the baseline\'s `iommu_dma_map_*`/`iommu_dma_unmap_*` time '
+              'per call for 4k reads; bounce us/KiB: the slope of the pool\'s map+unmap time '
+              'per call against the block size (its copies). Both from short runs under the '
+              'function profiler, apart from the throughput runs.', '',
+              '## pool-all / strict, paired IOPS ratios', '',
+              '| regime | rw | numjobs | bs | strict IOPS | pool-all/strict [95 % interval] |',
+              '|---|---|---|---|---|---|']
+    base = {(r['regime'], r['rw'], r['bs'], r['numjobs']): r['iops']
+            for r in doc['runs'] if r['mode'] == 'strict'}
+    for r in doc['runs']:
+        if r['mode'] != 'pool-all':
+            continue
+        iv = ('%.3f [%.3f-%.3f]' % (r['ratio_to_strict'], r['ci_low'], r['ci_high'])
+              if r['ci_low'] is not None else
+              ('%.3f' % r['ratio_to_strict'] if r['ratio_to_strict'] is not None else 'n/a'))
+        lines.append('| %s | %s | %d | %s | %s | %s |' % (
+            r['regime'], r['rw'], r['numjobs'], report._size(r['bs']),
+            base.get((r['regime'], r['rw'], r['bs'], r['numjobs']), '-'), iv))
+    lines += ['', 'Produced by `make regimes` (harness/regimes.py); guest logs under '
+              '`build/logs/regime-*`.']
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""make regimes: the pool against the normal path under five IOMMU cost models.
+
+One boot of the lean bench kernel per regime (see hib/regimes.py); writes
+results/regimes.json and regimes.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hib import guest, qemu, regimes, report  # noqa: E402
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def machine():
+    cpu = 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
+            '2 GiB; fio --direct=1 --ioengine=libaio --iodepth=64, buffers in huge pages, '
+            'null-co NVMe backend.' % (cpu, os.cpu_count(), platform.release()))
+
+
+def append_for(name, a):
+    _, base, pool, jobs, _ = regimes.REGIMES[name]
+    return ('quiet iommu.strict=1 hib.scenario=bench hib.reps=%d hib.runtime=%d hib.prof=%d '
+            'hib.modes=%s,%s hib.rw=read,write hib.bs=%s hib.jobs=%s %s'
+            % (a.reps, a.runtime, a.prof, base, pool, a.bs, jobs, a.extra)).strip()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--kernel', default=os.path.join(TOP, 'build/obj-bench/arch/x86/boot/bzImage'))
+    ap.add_argument('--initrd', default=os.path.join(TOP, 'build/initramfs.cpio'))
+    ap.add_argument('--out', default=os.path.join(TOP, 'results'))
+    ap.add_argument('--logs', default=os.path.join(TOP, 'build/logs'))
+    ap.add_argument('--regimes', default=','.join(regimes.REGIMES))
+    ap.add_argument('--bs', default='4k,16k,64k,128k')
+    ap.add_argument('--reps', type=int, default=10)
+    ap.add_argument('--runtime', type=int, default=2, help='seconds per fio cell')
+    ap.add_argument('--prof', type=int, default=1,
+                    help='seconds of each profiled run (the cost model)')
+    ap.add_argument('--extra', default='', help='more kernel command line')
+    ap.add_argument('--from-log', action='store_true',
+                    help='no guest: rebuild the report from the last runs\' result logs')
+    a = ap.parse_args()
+    names = a.regimes.split(',')
+    for n in names:
+        if n not in regimes.REGIMES:
+            ap.error('unknown regime %r (known: %s)' % (n, ', '.join(regimes.REGIMES)))
+    if a.reps < 1 or a.runtime < 1 or a.prof < 1:
+        ap.error('--reps, --runtime and --prof must be at least 1')
+
+    doc = {'machine': machine(), 'reps': a.reps, 'runtime': a.runtime, 'runs': [],
+           'break_even': {}, 'break_even_bound': {}, 'cost_model': {}, 'boots': {}}
+    nbs = len(a.bs.split(','))
+    failed = False
+    for name in names:
+        iommu, _, _, jobs, _ = regimes.REGIMES[name]
+        append = append_for(name, a)
+        runs = 2 * 2 * nbs * len(jobs.split(','))
+        timeout = 240 + a.reps * runs * (a.runtime + 6) + 2 * 2 * nbs * (a.prof + 6)
+        tag = 'regime-' + name
+        if a.from_log:
+            run = qemu.Run(tag, os.path.join(a.logs, tag + '.console.log'),
+                           os.path.join(a.logs, tag + '.results.log'), 0, False, 0)
+        else:
+            print('regimes: %s (%s IOMMU): %d fio runs x %d reps, %d s each; timeout %d s'
+                  % (name, iommu, runs, a.reps, a.runtime, timeout), flush=True)
+            run = qemu.boot(tag, a.kernel, a.initrd, append, a.logs, timeout, iommu=iommu)
+        probs = run.problems()
+        if not run.output.cells:
+            probs.append('%s: the guest reported no fio cells' % run.results_log)
+        if probs:
+            for p in probs:
+                print('regimes: %s FAILED: %s' % (name, p), file=sys.stderr)
+            failed = True
+            continue
+        cells = report.aggregate([run.output])
+        rows, be, bound, cost = regimes.regime_rows(name, cells)
+        doc['runs'] += rows
+        doc['break_even'][name] = be
+        doc['break_even_bound'][name] = bound
+        doc['cost_model'][name] = cost
+        doc['boots'][name] = {'iommu': qemu.IOMMU_DEVICE[iommu], 'kernel': run.output.begin[1],
+                              'seconds': round(run.elapsed), 'cmdline': append}
+        print('regimes: %s: break-even read %s (%s), write %s (%s)'
+              % (name, be['read'], bound['read'], be['write'], bound['write']), flush=True)
+    if failed:
+        return 1
+    doc['date'] = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, 'regimes.json'), 'w') as f:
+        json.dump(doc, f, indent=1)
+        f.write('\n')
+    md = regimes.regimes_md(doc)
+    with open(os.path.join(a.out, 'regimes.md'), 'w') as f:
+        f.write(md)
+    print(md)
+    print('regimes: wrote %s/regimes.json and regimes.md' % a.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
