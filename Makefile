@@ -16,7 +16,7 @@ build/initramfs.cpio: harness/guest/init harness/mkinitramfs.sh
 	@mkdir -p build
 	harness/mkinitramfs.sh $@
 
-# Knobs: BENCH_ARGS="--reps 5 --runtime 6 --modes strict,passthrough --bs 4k"
+# About 30 min of guest time.  Knobs: BENCH_ARGS="--reps 5 --runtime 4 --modes strict,pool --bs 4k"
 bench: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio
@@ -31,7 +31,8 @@ aa: prepare
 	$(PY) harness/bench.py --aa $(AA_ARGS)
 
 # The five IOMMU cost regimes (virtio-iommu strict/lazy, VT-d caching mode, VT-d
-# strict/lazy): results/regimes.json and .md.  REGIMES_ARGS="--reps 6 --regimes vtd-strict"
+# strict/lazy): results/regimes.json and .md, about 35 min of guest time.
+# REGIMES_ARGS="--reps 8 --regimes vtd-strict,vtd-lazy"
 regimes: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio

@@ -32,8 +32,8 @@ def main():
     ap.add_argument('--rw', default='read,write')
     ap.add_argument('--bs', default='4k,16k,64k,128k')
     ap.add_argument('--jobs', default='1,2')
-    ap.add_argument('--reps', type=int, default=3)
-    ap.add_argument('--runtime', type=int, default=4, help='seconds per fio cell')
+    ap.add_argument('--reps', type=int, default=8)
+    ap.add_argument('--runtime', type=int, default=2, help='seconds per fio cell')
     ap.add_argument('--ramp', default='500ms',
                     help='fio warm-up before each measured cell (fio time: 500ms, 1s, 0)')
     ap.add_argument('--aa', action='store_true',
@@ -65,15 +65,28 @@ def main():
                  a.extra)).strip()
     if a.from_log:
         elapsed = 0
+        detail, field = (('aa.json', 'guest_seconds') if a.aa else
+                         ('bench-detail.json', 'guest_boot_seconds'))
         try:
-            with open(os.path.join(a.out, 'bench-detail.json')) as f:
-                elapsed = json.load(f).get('guest_boot_seconds', 0)
+            with open(os.path.join(a.out, detail)) as f:
+                elapsed = json.load(f).get(field, 0)
         except (OSError, ValueError):
             pass
         run = qemu.Run(name, os.path.join(a.logs, name + '.console.log'),
                        os.path.join(a.logs, name + '.results.log'), elapsed, False, 0)
-        with open(os.path.join(a.logs, name + '.cmd')) as f:
-            append = f.read().split(' -append ')[1].split(' -serial ')[0]
+        try:
+            with open(os.path.join(a.logs, name + '.cmd')) as f:
+                append = f.read().split(' -append ')[1].split(' -serial ')[0]
+        except (OSError, IndexError):
+            print('bench: FAILED: no command line of the last run in %s' % a.logs,
+                  file=sys.stderr)
+            return 1
+        # what the logged run used, not this command line's defaults
+        for f in append.split():
+            if f.startswith('hib.runtime='):
+                a.runtime = int(f.split('=', 1)[1])
+            elif f.startswith('hib.ramp='):
+                a.ramp = f.split('=', 1)[1]
     else:
         print('bench: %d cells x %d reps, %d s each; guest timeout %d s; logs in %s'
               % (ncell, a.reps, a.runtime, timeout, a.logs), flush=True)

@@ -128,7 +128,7 @@ def regime_rows(name, cells):
     be, detail = {}, {}
     for rw in ('read', 'write'):
         pts = [(k[2], p['median']) for k, p in pr.items()
-               if k[0] == pool and k[1] == rw and k[3] == 1]
+               if k[0] == pool and k[1] == rw and k[3] == 1 and p['median'] is not None]
         b, bound = break_even(pts)
         be[rw] = b
         detail[rw] = bound

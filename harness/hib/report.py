@@ -147,7 +147,8 @@ def aa(cells, control='strict2'):
     ok}], 'summary': {...}} or None when the control mode was not run."""
     pr = paired(cells, 'strict')
     rows = []
-    for key in sorted((k for k in pr if k[0] == control), key=lambda k: (k[1], k[3], k[2])):
+    for key in sorted((k for k in pr if k[0] == control and pr[k]['median'] is not None),
+                      key=lambda k: (k[1], k[3], k[2])):
         p = pr[key]
         ok = (p['low'] is not None and AA_BOUNDS[0] <= p['median'] <= AA_BOUNDS[1] and
               p['half_width'] <= AA_HALF_WIDTH)
