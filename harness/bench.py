@@ -129,12 +129,18 @@ def main():
                '2 GiB, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), a.iommu))
     os.makedirs(a.out, exist_ok=True)
     written = []
+    aa_doc = None
+    try:
+        with open(os.path.join(a.out, 'aa.json')) as f:
+            aa_doc = json.load(f)
+    except (OSError, ValueError):
+        pass
     if not a.aa:
         md = report.write(a.out, doc, cells, cost, machine,
                           {'guest_boot_seconds': round(run.elapsed), 'cmdline': append,
                            'pool_stats': {k: v for k, v in out.stats.items()
                                           if k.startswith('pool')}},
-                          pcost)
+                          pcost, aa_doc)
         written += ['bench.json', 'bench.md', 'bench.png']
     aa = report.aa(cells)
     if aa:

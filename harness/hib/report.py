@@ -315,8 +315,10 @@ def aa_md(doc):
     return lines
 
 
-def bench_md(doc, cells, cost, machine, pcost=None):
-    """The tables a person reads: one per rw and numjobs, ratios paired by repetition."""
+def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None):
+    """The tables a person reads: one per rw and numjobs, ratios paired by repetition.
+
+    aa_doc, the last A/A run's aa.json (make aa), names the noise floor."""
     modes = sorted({k[0] for k in cells}, key=_order)
     reps = max(len(c['reps']) for c in cells.values())
     lines = ['# Benchmark: fio through virtio-iommu under QEMU TCG', '',
@@ -335,6 +337,15 @@ def bench_md(doc, cells, cost, machine, pcost=None):
              'statistics; none below 6 repetitions). map+unmap is the time in '
              '`iommu_dma_{map,unmap}_{page,sg}` per GiB moved, from separate runs under the '
              'function profiler (numjobs=1 only).', '']
+    if aa_doc and aa_doc.get('summary', {}).get('median_half_width') is not None:
+        sm = aa_doc['summary']
+        lines += ['Noise floor: in the last A/A run (`aa.md`, %s, %s repetitions) the interval '
+                  'of strict2/strict had a half-width of %.1f %% in the median cell and up to '
+                  '%.1f %% in the worst; differences smaller than that are not resolved.'
+                  % (aa_doc.get('date', '?'), aa_doc.get('reps', '?'),
+                     100 * sm['median_half_width'],
+                     100 * max(c['half_width'] for c in aa_doc['cells']
+                               if c['half_width'] is not None)), '']
     pr = paired(cells)
     groups = collections.OrderedDict()
     for key in sorted_keys(cells):
@@ -419,7 +430,7 @@ def plot(cells, path):
     plt.close(fig)
 
 
-def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None):
+def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None, aa_doc=None):
     """Write bench.json, bench-detail.json, bench.md and bench.png into outdir."""
     import os
     os.makedirs(outdir, exist_ok=True)
@@ -433,7 +444,7 @@ def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None):
     with open(os.path.join(outdir, 'bench-detail.json'), 'w') as f:
         json.dump(detail, f, indent=1)
         f.write('\n')
-    md = bench_md(doc, cells, cost, machine, pcost)
+    md = bench_md(doc, cells, cost, machine, pcost, aa_doc)
     with open(os.path.join(outdir, 'bench.md'), 'w') as f:
         f.write(md)
     plot(cells, os.path.join(outdir, 'bench.png'))

@@ -208,6 +208,15 @@ class Aggregate(unittest.TestCase):
                                               'ci_high', 'half_width', 'pairs', 'ok'})
         self.assertIsNone(report.aa({('strict', 'read', 4096, 1): cell(base)}))
 
+    def test_markdown_names_the_noise_floor(self):
+        cells = report.aggregate([guest.parse(data('bench-results.log'))])
+        doc = report.bench_json(cells, '6.12.117', '7.2', '3.33', '2026-01-01')
+        aa_doc = {'date': '2026-11-25', 'reps': 16, 'summary': {'median_half_width': 0.068},
+                  'cells': [{'half_width': 0.03}, {'half_width': 0.137}, {'half_width': None}]}
+        md = report.bench_md(doc, cells, report.cost_model(cells), 'm', aa_doc=aa_doc)
+        self.assertIn('half-width of 6.8 % in the median cell and up to 13.7 % in the worst', md)
+        self.assertNotIn('Noise floor', report.bench_md(doc, cells, report.cost_model(cells), 'm'))
+
     def test_lazy_pool_pairs_with_lazy(self):
         def cell(iops):
             return {'reps': [{'rep': i + 1, 'iops': v} for i, v in enumerate(iops)],
