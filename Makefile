@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
-# io-buffer-pool harness.  `make bench` and `make check` install what they need.
+# io-buffer-pool harness.  `make bench` (the main job) and `make check` (all tests)
+# install what they need; `make aa` and `make regimes` are the bench's companions.
 PY := /usr/bin/python3
 
 .PHONY: all bench aa regimes check soak unit deps prepare kernels clean
@@ -24,14 +25,13 @@ bench: prepare
 
 # The A/A run: strict against itself in one rotation, the bench's noise floor:
 # results/aa.json and aa.md, in about 30 min.
-AA_ARGS ?= --reps 16 --runtime 2
 aa: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio
 	$(PY) harness/bench.py --aa $(AA_ARGS)
 
 # The five IOMMU cost regimes (virtio-iommu strict/lazy, VT-d caching mode, VT-d
-# strict/lazy): results/regimes.json and .md, about 35 min of guest time.
+# strict/lazy): results/regimes.json and .md, about 37 min of guest time.
 # REGIMES_ARGS="--reps 8 --regimes vtd-strict,vtd-lazy"
 regimes: prepare
 	harness/kernel.sh build bench

@@ -32,7 +32,8 @@ def main():
     ap.add_argument('--rw', default='read,write')
     ap.add_argument('--bs', default='4k,16k,64k,128k')
     ap.add_argument('--jobs', default='1,2')
-    ap.add_argument('--reps', type=int, default=8)
+    ap.add_argument('--reps', type=int, default=None,
+                    help='repetitions (default 8; 16 with --aa)')
     ap.add_argument('--runtime', type=int, default=2, help='seconds per fio cell')
     ap.add_argument('--ramp', default='500ms',
                     help='fio warm-up before each measured cell (fio time: 500ms, 1s, 0)')
@@ -49,6 +50,8 @@ def main():
                     help='no guest: rebuild the report from the last run\'s result log')
     a = ap.parse_args()
 
+    if a.reps is None:
+        a.reps = 16 if a.aa else 8
     if a.reps < 1 or a.runtime < 1:
         ap.error('--reps and --runtime must be at least 1')
     if a.aa:
