@@ -378,12 +378,14 @@ def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None):
     else:
         lines.append('- no strict-mode calls were profiled')
     if pcost:
-        lines.append('- pool, %s reads: map %.1f us, unmap %.1f us per call; each is one copy of '
-                     'the buffer plus the slot lookup, so a copy costs %.2f us per KiB in this '
-                     'guest' % (_size(pcost['bs']), pcost['pool_map_us_per_call'],
-                                pcost['pool_unmap_us_per_call'], pcost['copy_us_per_kib']))
-        lines.append('- break-even: a bounced read (two copies) wins below %.1f KiB, a bounced '
-                     'write (one copy) below %.1f KiB, against %.1f us for a strict map + unmap'
+        lines.append('- pool, %s reads: map %.1f us (the fill of the slot), unmap %.1f us (the copy '
+                     'back and the clear of the write-only slot) per call, %.2f us per KiB of '
+                     'the two together' % (_size(pcost['bs']), pcost['pool_map_us_per_call'],
+                                            pcost['pool_unmap_us_per_call'],
+                                            pcost['copy_us_per_kib']))
+        lines.append('- a rough break-even from these figures alone: reads below %.1f KiB, writes '
+                     'below %.1f KiB, against %.1f us for a strict map + unmap; the measured '
+                     'sweep, per direction and IOMMU, is `make regimes` (`regimes.md`)'
                      % (pcost['break_even_read_kib'], pcost['break_even_write_kib'],
                         pcost['strict_map_unmap_us']))
         lines.append('- threshold used: iommu.bounce_threshold=%s bytes (the default, '

@@ -310,6 +310,7 @@ class Aggregate(unittest.TestCase):
         md = report.bench_md(report.bench_json(cells, 'k', 'q', 'f', 'd'), cells,
                              report.cost_model(cells), 'm', c)
         self.assertIn('3.25 us per KiB', md)
+        self.assertIn('regimes.md', md)
         self.assertIn('iommu.bounce_threshold=4096', md)
         self.assertIn('pool/strict', md)
         self.assertIsNone(report.pool_cost({}, strict, '4096'))
