@@ -5,7 +5,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 
@@ -95,7 +94,8 @@ def main():
               % (ncell, a.reps, a.runtime, timeout, a.logs), flush=True)
         run = qemu.boot(name, a.kernel, a.initrd, append, a.logs, timeout,
                         iommu=a.iommu, tcg=a.tcg)
-    probs = run.problems()
+    probs = run.problems() + guest.mode_problems(
+        run.output.modes, max(report.bs_bytes(b) for b in a.bs.split(',')))
     if probs:
         for p in probs:
             print('bench: FAILED: ' + p, file=sys.stderr)
@@ -122,14 +122,7 @@ def main():
     threshold = next((f.split('=', 1)[1] for m in out.modes if m[0] == 'pool'
                       for f in m if f.startswith('threshold=')), None)
     pcost = report.pool_cost(cells, cost, threshold)
-    cpu = 'unknown CPU'
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    machine = ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
-               '2 GiB, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), a.iommu))
+    machine = report.machine(a.iommu)
     os.makedirs(a.out, exist_ok=True)
     written = []
     aa_doc = None

@@ -9,25 +9,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hib import guest, qemu, regimes, report  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def machine():
-    cpu = 'unknown CPU'
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
-            '2 GiB; fio --direct=1 --ioengine=libaio --iodepth=64, buffers in huge pages, '
-            'null-co NVMe backend.' % (cpu, os.cpu_count(), platform.release()))
 
 
 def append_for(name, a):
@@ -60,7 +47,9 @@ def main():
     if a.reps < 1 or a.runtime < 1 or a.prof < 1:
         ap.error('--reps, --runtime and --prof must be at least 1')
 
-    doc = {'machine': machine(), 'reps': a.reps, 'runtime': a.runtime, 'runs': [],
+    doc = {'machine': report.machine("the regime's") +
+           ' fio --direct=1 --ioengine=libaio --iodepth=64, buffers in huge pages, null-co '
+           'NVMe backend.', 'reps': a.reps, 'runtime': a.runtime, 'runs': [],
            'break_even': {}, 'break_even_bound': {}, 'cost_model': {}, 'boots': {}}
     nbs = len(a.bs.split(','))
     failed = False
@@ -77,7 +66,8 @@ def main():
             print('regimes: %s (%s IOMMU): %d fio runs x %d reps, %d s each; timeout %d s'
                   % (name, iommu, runs, a.reps, a.runtime, timeout), flush=True)
             run = qemu.boot(tag, a.kernel, a.initrd, append, a.logs, timeout, iommu=iommu)
-        probs = run.problems()
+        probs = run.problems() + guest.mode_problems(
+            run.output.modes, max(report.bs_bytes(b) for b in a.bs.split(',')))
         if not run.output.cells:
             probs.append('%s: the guest reported no fio cells' % run.results_log)
         if probs:

@@ -247,6 +247,39 @@ def parse(text):
     return o
 
 
+# What each bench mode must leave behind (harness/guest/init, set_mode): the IOMMU
+# group's type, iommu.bounce, and whether the threshold is raised to the largest class.
+MODE_STATE = {
+    'strict': ('DMA', 'N', False), 'strict2': ('DMA', 'N', False),
+    'pool': ('DMA', 'Y', False), 'pool-all': ('DMA', 'Y', True),
+    'lazy': ('DMA-FQ', 'N', False), 'lazy-pool': ('DMA-FQ', 'Y', False),
+    'lazy-pool-all': ('DMA-FQ', 'Y', True), 'passthrough': ('identity', 'N', False),
+}
+
+
+def mode_problems(modes, largest_bs):
+    """Why the guest's "HIB mode" lines do not show the modes it was asked for; [].
+
+    A pool-all mode must bounce every block of the run: its threshold is at least
+    largest_bs (bytes).  On a kernel without the pool, bounce=none counts as N."""
+    msgs = []
+    for m in modes:
+        want = MODE_STATE.get(m[0])
+        if not want:
+            msgs.append('unknown mode %r' % m[0])
+            continue
+        d = dict(f.partition('=')[::2] for f in m[1:])
+        bounce = 'N' if d.get('bounce') == 'none' else d.get('bounce')
+        if d.get('type') != want[0] or bounce != want[1]:
+            msgs.append('mode %s ran with type=%s bounce=%s, not type=%s bounce=%s'
+                        % (m[0], d.get('type'), d.get('bounce'), want[0], want[1]))
+        elif want[2] and not (d.get('threshold', '').isdigit() and
+                              int(d['threshold']) >= largest_bs):
+            msgs.append('mode %s ran with threshold=%s, below the %d-byte blocks it must '
+                        'bounce' % (m[0], d.get('threshold'), largest_bs))
+    return msgs
+
+
 def iommu_time(profs, prefix):
     """(total us, calls) over CPUs of the profiled functions whose name starts with prefix."""
     t = sum(p.time_us for p in profs if p.function.startswith(prefix))

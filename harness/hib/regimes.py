@@ -43,7 +43,7 @@ def _fit(points):
 
 def per_call(cell):
     """(map us, unmap us) per call over a cell's profiled runs, or (None, None)."""
-    rs = report._profiled(cell)
+    rs = report.profiled(cell)
     mc = sum(r.get('map_calls', 0) for r in rs)
     uc = sum(r.get('unmap_calls', 0) for r in rs)
     if not mc or not uc:

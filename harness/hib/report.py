@@ -3,6 +3,8 @@
 import collections
 import json
 import math
+import os
+import platform
 import statistics
 
 from . import guest
@@ -19,6 +21,18 @@ def bs_bytes(bs):
     if s and s[-1] in _BS_UNITS:
         return int(s[:-1]) * _BS_UNITS[s[-1]]
     return int(s)
+
+
+def machine(iommu):
+    """One line naming the host and the emulated guest, for every report."""
+    cpu = 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
+            '2 GiB, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), iommu))
 
 
 def _order(mode):
@@ -70,7 +84,7 @@ def aggregate(outputs):
     return cells
 
 
-def _profiled(cell):
+def profiled(cell):
     """The runs of a cell that carry profiles: the separate ones if any, else all."""
     return cell.get('prof_reps') or cell['reps']
 
@@ -215,7 +229,7 @@ def cost_model(cells, mode='strict', numjobs=1):
     for key, c in cells.items():
         if key[0] != mode or key[3] != numjobs:
             continue
-        for r in _profiled(c):
+        for r in profiled(c):
             t['map_us'] += r['map_us']
             t['map_calls'] += r['map_calls']
             t['unmap_us'] += r['unmap_us']
@@ -225,28 +239,20 @@ def cost_model(cells, mode='strict', numjobs=1):
             'map_calls': t['map_calls'], 'unmap_calls': t['unmap_calls']}
 
 
-def spread(cells):
-    """Median over cells of max/min IOPS across repetitions: the run's noise."""
-    r = [max(x['iops'] for x in c['reps']) / min(x['iops'] for x in c['reps'])
-         for c in cells.values() if len(c['reps']) > 1 and min(x['iops'] for x in c['reps'])]
-    return statistics.median(r) if r else None
-
-
 def pool_cost(cells, strict, threshold):
     """The cost model of the pool, measured in this run.
 
-    In mode pool, the profiled map and unmap of a bounced read are a copy
-    each (fill at map, copy back at unmap) plus the slot lookup, so the
-    smallest read cell gives the copy cost per KiB.  Reads pay two copies
-    against one strict map+unmap: they break even at
-    (strict map + unmap us) / (2 x copy us per KiB) KiB.
+    In mode pool, the profiled map of a bounced read fills the slot and its
+    unmap copies back and clears it; copy_us_per_kib is their sum per KiB in
+    the smallest read cell, a rough figure: regimes.cost_model() fits the
+    cost per KiB over block sizes and directions instead.
     """
     keys = sorted(k for k in cells if k[0] == 'pool' and k[1] == 'read' and k[3] == 1)
     if not keys or strict['map_us_per_call'] is None:
         return None
     bs = keys[0][2]
     t = collections.Counter()
-    for r in _profiled(cells[keys[0]]):
+    for r in profiled(cells[keys[0]]):
         for f in ('map_us', 'map_calls', 'unmap_us', 'unmap_calls'):
             t[f] += r[f]
     if not t['map_calls'] or not t['unmap_calls']:
@@ -280,7 +286,7 @@ def _iv(p):
 
 
 def _ms_per_gib(cell):
-    if cell is None or not any(r.get('map_calls') for r in _profiled(cell)):
+    if cell is None or not any(r.get('map_calls') for r in profiled(cell)):
         return '-'
     m = cell['median']
     return '%.0f' % ((m['map_us_per_gib'] + m['unmap_us_per_gib']) / 1000)
@@ -434,7 +440,6 @@ def plot(cells, path):
 
 def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None, aa_doc=None):
     """Write bench.json, bench-detail.json, bench.md and bench.png into outdir."""
-    import os
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, 'bench.json'), 'w') as f:
         json.dump(doc, f, indent=1)

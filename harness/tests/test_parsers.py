@@ -323,12 +323,6 @@ class Aggregate(unittest.TestCase):
         self.assertIn('| 4k | ', md)
         self.assertIn('1.00', md)   # same fio line for both modes: ratio 1
 
-    def test_spread(self):
-        cells = {('strict', 'read', 4096, 1): {'reps': [{'iops': 100}, {'iops': 150}]},
-                 ('pool', 'read', 4096, 1): {'reps': [{'iops': 100}, {'iops': 110}]},
-                 ('pool', 'read', 8192, 1): {'reps': [{'iops': 100}, {'iops': 120}]}}
-        self.assertAlmostEqual(report.spread(cells), 1.2)
-
     def test_bs_bytes(self):
         self.assertEqual(report.bs_bytes('4k'), 4096)
         self.assertEqual(report.bs_bytes('512'), 512)

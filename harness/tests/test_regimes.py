@@ -2,7 +2,7 @@
 """Unit tests of the cost-regime report (hib/regimes.py) and the QEMU IOMMU choice."""
 import unittest
 
-from hib import qemu, regimes, report
+from hib import guest, qemu, regimes, report
 
 
 def cell(iops, prof=None):
@@ -78,6 +78,31 @@ class RegimeRows(unittest.TestCase):
         md = regimes.regimes_md(doc)
         self.assertIn('| vtd-strict | 32k | 32k | 10.5 | 10.0 | 0.5 | 0.5 |', md)
         self.assertIn('| vtd-strict | read | 1 | 4k | 1000 | 2.000 [2.000-2.000] |', md)
+
+
+class ModeLines(unittest.TestCase):
+    def line(self, text):
+        return guest.parse('HIB mode %s\nHIB end\n' % text).modes
+
+    def test_modes_as_asked(self):
+        modes = self.line('strict group=0 type=DMA dev=/dev/nvme0n1 bounce=N threshold=8192')
+        modes += self.line('pool-all group=0 type=DMA dev=/dev/nvme0n1 bounce=Y threshold=131072')
+        modes += self.line('lazy-pool-all group=0 type=DMA-FQ dev=x bounce=Y threshold=131072')
+        modes += self.line('passthrough group=0 type=identity dev=x bounce=none threshold=none')
+        self.assertEqual(guest.mode_problems(modes, 131072), [])
+
+    def test_a_mode_that_did_not_take_is_refused(self):
+        # the knob write lost: pool-all ran at the boot threshold, 64k blocks unbounced
+        p = guest.mode_problems(self.line('pool-all group=0 type=DMA dev=x bounce=Y '
+                                          'threshold=8192'), 65536)
+        self.assertEqual(len(p), 1)
+        self.assertIn('threshold=8192', p[0])
+        # lazy left in a strict domain, or strict with the pool still on
+        self.assertTrue(guest.mode_problems(self.line('lazy group=0 type=DMA dev=x bounce=N '
+                                                      'threshold=8192'), 4096))
+        self.assertTrue(guest.mode_problems(self.line('strict group=0 type=DMA dev=x bounce=Y '
+                                                      'threshold=8192'), 4096))
+        self.assertTrue(guest.mode_problems(self.line('fast group=0 type=DMA'), 4096))
 
 
 class QemuIommu(unittest.TestCase):
