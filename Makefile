@@ -12,7 +12,7 @@ deps:
 prepare: deps
 	harness/kernel.sh prepare
 
-build/initramfs.cpio: harness/guest/init harness/mkinitramfs.sh
+build/initramfs.cpio: harness/guest/init harness/guest/alt.c harness/mkinitramfs.sh
 	@$(MAKE) -s deps
 	@mkdir -p build
 	harness/mkinitramfs.sh $@

@@ -36,6 +36,13 @@ def main():
     ap.add_argument('--runtime', type=int, default=2, help='seconds per fio cell')
     ap.add_argument('--ramp', default='500ms',
                     help='fio warm-up before each measured cell (fio time: 500ms, 1s, 0)')
+    ap.add_argument('--alt', type=int, default=1, choices=(0, 1),
+                    help='1: modes of one domain type take turns every --seg ms within one '
+                    'fio run (harness/guest/alt.c); 0: a fio run per mode')
+    ap.add_argument('--seg', type=int, default=50, help='ms per turn with --alt 1')
+    ap.add_argument('--skip', type=int, default=15,
+                    help='ms at the start of each turn not counted (the previous mode\'s '
+                    'requests complete)')
     ap.add_argument('--aa', action='store_true',
                     help='the A/A run (make aa): modes strict,strict2, write aa.json and aa.md only')
     ap.add_argument('--prof', type=int, default=1,
@@ -53,6 +60,8 @@ def main():
         a.reps = 16 if a.aa else 8
     if a.reps < 1 or a.runtime < 1:
         ap.error('--reps and --runtime must be at least 1')
+    if a.seg < 1 or not 0 <= a.skip < a.seg:
+        ap.error('--seg must be at least 1 and --skip from 0 to below --seg')
     if a.aa:
         a.modes, a.prof, name = 'strict,strict2', 0, 'aa'
     else:
@@ -62,9 +71,10 @@ def main():
     nprof = ncell // len(a.jobs.split(',')) if a.prof else 0
     timeout = 180 + a.reps * (ncell * (a.runtime + 6) + len(modes) * 30) + nprof * (a.prof + 6)
     append = ('quiet iommu.strict=1 hib.scenario=bench hib.reps=%d hib.runtime=%d hib.ramp=%s '
-              'hib.prof=%d hib.modes=%s hib.rw=%s hib.bs=%s hib.jobs=%s %s'
+              'hib.prof=%d hib.modes=%s hib.rw=%s hib.bs=%s hib.jobs=%s hib.alt=%d '
+              'hib.seg=%d hib.skip=%d %s'
               % (a.reps, a.runtime, a.ramp, a.prof, a.modes, a.rw, a.bs, a.jobs,
-                 a.extra)).strip()
+                 a.alt, a.seg, a.skip, a.extra)).strip()
     if a.from_log:
         elapsed = 0
         detail, field = (('aa.json', 'guest_seconds') if a.aa else
@@ -89,6 +99,8 @@ def main():
                 a.runtime = int(f.split('=', 1)[1])
             elif f.startswith('hib.ramp='):
                 a.ramp = f.split('=', 1)[1]
+            elif f.split('=', 1)[0] in ('hib.alt', 'hib.seg', 'hib.skip'):
+                setattr(a, f[4:].split('=', 1)[0], int(f.split('=', 1)[1]))
     else:
         print('bench: %d cells x %d reps, %d s each; guest timeout %d s; logs in %s'
               % (ncell, a.reps, a.runtime, timeout, a.logs), flush=True)
@@ -144,6 +156,7 @@ def main():
         aa.update({'machine': machine, 'kernel': kernel, 'qemu': qemu_ver, 'fio': fio_ver,
                    'date': date, 'reps': max(len(c['reps']) for c in cells.values()),
                    'runtime_s': a.runtime, 'ramp': a.ramp, 'cmdline': append,
+                   'alternating': bool(a.alt), 'segment_ms': a.seg, 'skip_ms': a.skip,
                    'guest_seconds': round(run.elapsed)})
         with open(os.path.join(a.out, 'aa.json'), 'w') as f:
             json.dump(aa, f, indent=1)
@@ -151,8 +164,9 @@ def main():
         written.append('aa.json')
         if a.aa:
             md = ('# A/A run: strict against strict\n\n%s\n\nKernel %s, QEMU %s, fio %s, %s; '
-                  '%d repetitions of %d s after a %s warm-up; the guest ran %.0f s.\n\n'
-                  % (machine, kernel, qemu_ver, fio_ver, date, aa['reps'], a.runtime, a.ramp,
+                  '%d repetitions of %s after a %s warm-up; the guest ran %.0f s.\n\n'
+                  % (machine, kernel, qemu_ver, fio_ver, date, aa['reps'],
+                     report.method(a.alt, a.runtime, a.seg, a.skip), a.ramp,
                      run.elapsed) + '\n'.join(report.aa_md(aa)) +
                   '\nProduced by `make aa` (harness/bench.py --aa).\n')
             with open(os.path.join(a.out, 'aa.md'), 'w') as f:

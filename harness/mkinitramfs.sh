@@ -25,6 +25,8 @@ ldd "$FIO" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | s
 done
 [ -e /etc/ld.so.cache ] && cp /etc/ld.so.cache "$ROOT/etc/"
 install -m 0755 "$TOP/harness/guest/init" "$ROOT/init"
+# hib-alt: the bench's alternating measurement (see the file)
+gcc -static -O2 -Wall -Wextra -Werror -o "$ROOT/usr/bin/hib-alt" "$TOP/harness/guest/alt.c"
 (cd "$ROOT" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "mkinitramfs: $OUT ($(du -m "$OUT" | cut -f1) MiB)" >&2

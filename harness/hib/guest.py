@@ -7,6 +7,10 @@ Line kinds (see harness/guest/init):
   HIB fio MODE RW BS NUMJOBS REP TERSE
   HIB prof MODE RW BS NUMJOBS REP cpu=N FUNCTION HITS TIME UNIT AVG UNIT S2 UNIT
   HIB pfio MODE RW BS NUMJOBS 0 TERSE    (the fio run the profile lines of REP 0 timed)
+  HIB alt RW BS NUMJOBS REP MODE,MODE... IOS NS SEGS IOS NS SEGS...
+                                    (modes taking turns in one fio run, harness/guest/alt.c:
+                                     per mode the requests completed in its windows, their
+                                     length in ns and the number of segments)
   HIB stat TAG... NAME VALUE        (the pool's debugfs counters after TAG)
   HIB verify MODE BS rc=N TERSE
   HIB verify-error MODE BS TEXT
@@ -63,6 +67,45 @@ def parse_terse(text):
                    error=int(f[_T_ERROR - 1]))
     except ValueError as e:
         raise ParseError('bad number in fio terse line: %s' % e) from e
+
+
+def parse_alt(f):
+    """The fields of a "HIB alt" line as [(key, Fio)], one per mode, in the line's order.
+
+    Each mode's IOPS is its requests over the length of its measured windows; its KiB
+    and bandwidth follow from the block size."""
+    if len(f) < 5:
+        raise ParseError('short alt line: %r' % ' '.join(f))
+    rw, bs, modes = f[0], f[1], f[4].split(',')
+    if len(f) != 5 + 3 * len(modes):
+        raise ParseError('alt line with %d modes needs %d fields: %r'
+                         % (len(modes), 5 + 3 * len(modes), ' '.join(f)))
+    try:
+        nj, rep, size = int(f[2]), int(f[3]), _bytes(bs)
+        nums = [int(x) for x in f[5:]]
+    except ValueError as e:
+        raise ParseError('bad number in alt line: %r' % ' '.join(f)) from e
+    out = []
+    for i, mode in enumerate(modes):
+        ios, ns, segs = nums[3 * i:3 * i + 3]
+        if ns <= 0 or segs <= 0:
+            raise ParseError('alt line: mode %s measured for %d ns in %d segments'
+                             % (mode, ns, segs))
+        iops = ios * 1e9 / ns
+        kib, bw = ios * size / 1024.0, iops * size / 1024.0
+        if 'write' in rw:
+            fio = Fio(0.0, 0.0, 0.0, kib, bw, iops, 0)
+        else:
+            fio = Fio(kib, bw, iops, 0.0, 0.0, 0.0, 0)
+        out.append(((mode, rw, bs, nj, rep), fio))
+    return out
+
+
+def _bytes(bs):
+    """'4k' -> 4096, '512' -> 512 (as the guest writes block sizes)."""
+    s = bs.strip().lower()
+    mult = {'k': 1 << 10, 'm': 1 << 20}.get(s[-1:], 1)
+    return int(s[:-1] if mult > 1 else s) * mult
 
 
 def parse_prof(fields):
@@ -180,6 +223,9 @@ def parse(text):
             if len(f) < 6:
                 raise ParseError('short fio line: %r' % line)
             o.cells.append((_key(f), parse_terse(f[5])))
+        elif kind == 'alt':
+            for key, fio in parse_alt(f):
+                o.cells.append((key, fio))
         elif kind == 'pfio':
             if len(f) < 6:
                 raise ParseError('short pfio line: %r' % line)

@@ -116,6 +116,15 @@ def median_ci(values, level=0.95):
     return med, x[k - 1], x[n - k], cov
 
 
+def method(alt, runtime, seg, skip):
+    """How one repetition measured its modes, in words for the reports."""
+    if alt:
+        return ('one fio run in which the modes of a domain type take turns every %d ms '
+                '(the first %d ms of each turn not counted), %d s per mode'
+                % (seg, skip, runtime))
+    return 'a fio run of %d s per mode' % runtime
+
+
 def base_of(mode):
     """The mode a mode is paired with: its own domain type without the pool.
 
