@@ -3,7 +3,7 @@
 # install what they need; `make aa` and `make regimes` are the bench's companions.
 PY := /usr/bin/python3
 
-.PHONY: all bench aa regimes check soak unit deps prepare kernels clean
+.PHONY: all bench aa regimes hostnoise check soak unit deps prepare kernels clean
 all: check
 
 deps:
@@ -37,6 +37,11 @@ regimes: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio
 	$(PY) harness/regimes.py $(REGIMES_ARGS)
+
+# The host's own noise: a busy loop for 60 s, and the A/A spread it implies for modes
+# measured one after the other and taking turns (results/hostnoise.json).  Run it alone.
+hostnoise:
+	$(PY) harness/hostnoise.py $(HOSTNOISE_ARGS)
 
 check: deps
 	$(PY) harness/check.py $(CHECK_ARGS)

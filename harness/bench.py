@@ -33,7 +33,8 @@ def main():
     ap.add_argument('--jobs', default='1,2')
     ap.add_argument('--reps', type=int, default=None,
                     help='repetitions (default 8; 16 with --aa)')
-    ap.add_argument('--runtime', type=int, default=2, help='seconds per fio cell')
+    ap.add_argument('--runtime', type=int, default=2,
+                    help='seconds per mode in every cell and repetition')
     ap.add_argument('--ramp', default='500ms',
                     help='fio warm-up before each measured cell (fio time: 500ms, 1s, 0)')
     ap.add_argument('--alt', type=int, default=1, choices=(0, 1),
@@ -101,6 +102,8 @@ def main():
                 a.ramp = f.split('=', 1)[1]
             elif f.split('=', 1)[0] in ('hib.alt', 'hib.seg', 'hib.skip'):
                 setattr(a, f[4:].split('=', 1)[0], int(f.split('=', 1)[1]))
+        if 'hib.alt=' not in append:
+            a.alt = 0       # a log from before the alternating runs
     else:
         print('bench: %d cells x %d reps, %d s each; guest timeout %d s; logs in %s'
               % (ncell, a.reps, a.runtime, timeout, a.logs), flush=True)
@@ -118,13 +121,17 @@ def main():
               file=sys.stderr)
         return 1
     cells = report.aggregate([out])
+    how = report.method(a.alt, a.runtime, a.seg, a.skip, out.alt_windows)
     kernel = out.begin[1] if out.begin and len(out.begin) > 1 else 'unknown'
     fio_ver = 'unknown'
     with open(run.results_log) as f:
         for line in f:
-            if line.startswith('HIB fio '):
+            if line.startswith(('HIB fio ', 'HIB pfio ')):
                 fio_ver = line.split()[7].split(';')[1].replace('fio-', '')
                 break
+    if fio_ver == 'unknown':
+        # the initramfs carries the host's own fio binary (mkinitramfs.sh)
+        fio_ver = first_line(['fio', '--version']).replace('fio-', '')
     qemu_ver = first_line([qemu.QEMU, '--version']).replace('QEMU emulator version ', '')
     # when the guest finished: the result log's last write
     date = datetime.datetime.fromtimestamp(os.path.getmtime(run.results_log),
@@ -146,9 +153,10 @@ def main():
     if not a.aa:
         md = report.write(a.out, doc, cells, cost, machine,
                           {'guest_boot_seconds': round(run.elapsed), 'cmdline': append,
+                           'alt_windows_ms': out.alt_windows,
                            'pool_stats': {k: v for k, v in out.stats.items()
-                                          if k.startswith('pool')}},
-                          pcost, aa_doc)
+                                          if 'pool' in k.split()[0]}},
+                          pcost, aa_doc, how)
         written += ['bench.json', 'bench.md', 'bench.png']
     aa = report.aa(cells)
     if aa:
@@ -157,6 +165,7 @@ def main():
                    'date': date, 'reps': max(len(c['reps']) for c in cells.values()),
                    'runtime_s': a.runtime, 'ramp': a.ramp, 'cmdline': append,
                    'alternating': bool(a.alt), 'segment_ms': a.seg, 'skip_ms': a.skip,
+                   'method': how,
                    'guest_seconds': round(run.elapsed)})
         with open(os.path.join(a.out, 'aa.json'), 'w') as f:
             json.dump(aa, f, indent=1)
@@ -166,7 +175,7 @@ def main():
             md = ('# A/A run: strict against strict\n\n%s\n\nKernel %s, QEMU %s, fio %s, %s; '
                   '%d repetitions of %s after a %s warm-up; the guest ran %.0f s.\n\n'
                   % (machine, kernel, qemu_ver, fio_ver, date, aa['reps'],
-                     report.method(a.alt, a.runtime, a.seg, a.skip), a.ramp,
+                     how, a.ramp,
                      run.elapsed) + '\n'.join(report.aa_md(aa)) +
                   '\nProduced by `make aa` (harness/bench.py --aa).\n')
             with open(os.path.join(a.out, 'aa.md'), 'w') as f:

@@ -20,8 +20,10 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def append_for(name, a):
     _, base, pool, jobs, _ = regimes.REGIMES[name]
     return ('quiet iommu.strict=1 hib.scenario=bench hib.reps=%d hib.runtime=%d hib.prof=%d '
-            'hib.modes=%s,%s hib.rw=read,write hib.bs=%s hib.jobs=%s %s'
-            % (a.reps, a.runtime, a.prof, base, pool, a.bs, jobs, a.extra)).strip()
+            'hib.modes=%s,%s hib.rw=read,write hib.bs=%s hib.jobs=%s hib.alt=1 hib.seg=%d '
+            'hib.skip=%d %s'
+            % (a.reps, a.runtime, a.prof, base, pool, a.bs, jobs, a.seg, a.skip,
+               a.extra)).strip()
 
 
 def main():
@@ -32,8 +34,13 @@ def main():
     ap.add_argument('--logs', default=os.path.join(TOP, 'build/logs'))
     ap.add_argument('--regimes', default=','.join(regimes.REGIMES))
     ap.add_argument('--bs', default='4k,16k,64k,128k')
-    ap.add_argument('--reps', type=int, default=6)
-    ap.add_argument('--runtime', type=int, default=2, help='seconds per fio cell')
+    ap.add_argument('--reps', type=int, default=8)
+    ap.add_argument('--runtime', type=int, default=2,
+                    help='seconds per mode in every cell and repetition')
+    ap.add_argument('--seg', type=int, default=50,
+                    help='ms per turn: the two modes take turns within one fio run')
+    ap.add_argument('--skip', type=int, default=15,
+                    help='ms at the start of each turn not counted')
     ap.add_argument('--prof', type=int, default=1,
                     help='seconds of each profiled run (the cost model)')
     ap.add_argument('--extra', default='', help='more kernel command line')
@@ -46,13 +53,17 @@ def main():
             ap.error('unknown regime %r (known: %s)' % (n, ', '.join(regimes.REGIMES)))
     if a.reps < 1 or a.runtime < 1 or a.prof < 1:
         ap.error('--reps, --runtime and --prof must be at least 1')
+    if a.seg < 1 or not 0 <= a.skip < a.seg:
+        ap.error('--seg must be at least 1 and --skip from 0 to below --seg')
 
     doc = {'machine': report.machine("the regime's") +
            ' fio --direct=1 --ioengine=libaio --iodepth=64, buffers in huge pages, null-co '
-           'NVMe backend.', 'reps': a.reps, 'runtime': a.runtime, 'runs': [],
+           'NVMe backend.', 'reps': a.reps, 'runtime': a.runtime,
+           'runs': [],
            'break_even': {}, 'break_even_bound': {}, 'cost_model': {}, 'boots': {}}
     nbs = len(a.bs.split(','))
     failed = False
+    windows = []
     for name in names:
         iommu, _, _, jobs, _ = regimes.REGIMES[name]
         append = append_for(name, a)
@@ -76,6 +87,7 @@ def main():
             failed = True
             continue
         cells = report.aggregate([run.output])
+        windows += run.output.alt_windows
         rows, be, bound, cost = regimes.regime_rows(name, cells)
         doc['runs'] += rows
         doc['break_even'][name] = be
@@ -87,6 +99,7 @@ def main():
               % (name, be['read'], bound['read'], be['write'], bound['write']), flush=True)
     if not doc['runs']:
         return 1
+    doc['method'] = report.method(bool(windows), a.runtime, a.seg, a.skip, windows)
     doc['date'] = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, 'regimes.json'), 'w') as f:

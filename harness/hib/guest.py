@@ -7,10 +7,11 @@ Line kinds (see harness/guest/init):
   HIB fio MODE RW BS NUMJOBS REP TERSE
   HIB prof MODE RW BS NUMJOBS REP cpu=N FUNCTION HITS TIME UNIT AVG UNIT S2 UNIT
   HIB pfio MODE RW BS NUMJOBS 0 TERSE    (the fio run the profile lines of REP 0 timed)
-  HIB alt RW BS NUMJOBS REP MODE,MODE... IOS NS SEGS IOS NS SEGS...
+  HIB alt RW BS NUMJOBS REP MODE,MODE... SECTORS NS SEGS... SKIP_MS SEG_MS
                                     (modes taking turns in one fio run, harness/guest/alt.c:
-                                     per mode the requests completed in its windows, their
-                                     length in ns and the number of segments)
+                                     per mode the sectors transferred in its windows, their
+                                     length in ns and the number of segments; then the
+                                     skip and segment length it used)
   HIB stat TAG... NAME VALUE        (the pool's debugfs counters after TAG)
   HIB verify MODE BS rc=N TERSE
   HIB verify-error MODE BS TEXT
@@ -70,16 +71,17 @@ def parse_terse(text):
 
 
 def parse_alt(f):
-    """The fields of a "HIB alt" line as [(key, Fio)], one per mode, in the line's order.
+    """The fields of a "HIB alt" line as ([(key, Fio)], one per mode in the line's order,
+    (skip ms, segment ms)).
 
-    Each mode's IOPS is its requests over the length of its measured windows; its KiB
-    and bandwidth follow from the block size."""
+    Each mode's I/Os are its sectors over the block size, its IOPS those over the
+    length of its measured windows."""
     if len(f) < 5:
         raise ParseError('short alt line: %r' % ' '.join(f))
     rw, bs, modes = f[0], f[1], f[4].split(',')
-    if len(f) != 5 + 3 * len(modes):
+    if len(f) != 7 + 3 * len(modes):
         raise ParseError('alt line with %d modes needs %d fields: %r'
-                         % (len(modes), 5 + 3 * len(modes), ' '.join(f)))
+                         % (len(modes), 7 + 3 * len(modes), ' '.join(f)))
     try:
         nj, rep, size = int(f[2]), int(f[3]), _bytes(bs)
         nums = [int(x) for x in f[5:]]
@@ -87,18 +89,19 @@ def parse_alt(f):
         raise ParseError('bad number in alt line: %r' % ' '.join(f)) from e
     out = []
     for i, mode in enumerate(modes):
-        ios, ns, segs = nums[3 * i:3 * i + 3]
+        sectors, ns, segs = nums[3 * i:3 * i + 3]
         if ns <= 0 or segs <= 0:
             raise ParseError('alt line: mode %s measured for %d ns in %d segments'
                              % (mode, ns, segs))
+        ios = sectors * 512.0 / size
         iops = ios * 1e9 / ns
-        kib, bw = ios * size / 1024.0, iops * size / 1024.0
+        kib, bw = sectors / 2.0, iops * size / 1024.0
         if 'write' in rw:
             fio = Fio(0.0, 0.0, 0.0, kib, bw, iops, 0)
         else:
             fio = Fio(kib, bw, iops, 0.0, 0.0, 0.0, 0)
         out.append(((mode, rw, bs, nj, rep), fio))
-    return out
+    return out, (nums[-2], nums[-1])
 
 
 def _bytes(bs):
@@ -180,6 +183,7 @@ class Output:
         self.modes = []
         self.cells = []          # (key, Fio), key = (mode, rw, bs, numjobs, rep)
         self.pcells = {}         # key -> Fio of a profiled run (rep 0)
+        self.alt_windows = []    # (skip ms, segment ms) of every alternating run
         self.prof = collections.defaultdict(list)   # key -> [Prof]
         self.verify = []         # (mode, bs, rc, Fio or None)
         self.verify_errors = {}  # (mode, bs) -> text
@@ -224,8 +228,9 @@ def parse(text):
                 raise ParseError('short fio line: %r' % line)
             o.cells.append((_key(f), parse_terse(f[5])))
         elif kind == 'alt':
-            for key, fio in parse_alt(f):
-                o.cells.append((key, fio))
+            cells, windows = parse_alt(f)
+            o.cells += cells
+            o.alt_windows.append(windows)
         elif kind == 'pfio':
             if len(f) < 6:
                 raise ParseError('short pfio line: %r' % line)

@@ -141,9 +141,10 @@ def regimes_md(doc):
              '%s' % doc['machine'], '',
              'Per regime one boot; its baseline (`strict`: the normal dma-iommu path in the '
              "regime's domain type, no bouncing) and `pool-all` (the same domain, the pool "
-             'bouncing every size its classes hold) run back to back in every cell, %d '
-             'repetitions of %d s. Ratios are paired by repetition: median and 95 %% '
-             'order-statistic interval.' % (doc['reps'], doc['runtime']), '',
+             'bouncing every size its classes hold) are measured in every cell, %d '
+             'repetitions of %s. Ratios are paired by repetition: median and 95 %% '
+             'order-statistic interval.'
+             % (doc['reps'], doc.get('method', '%d s per mode' % doc['runtime'])), '',
              '## Break-even (numjobs=1): the pool wins below this block size', '',
              '| regime | read | write | map us | unmap us | bounce us/KiB read | '
              'bounce us/KiB write |', '|---|---|---|---|---|---|---|']

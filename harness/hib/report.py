@@ -116,13 +116,23 @@ def median_ci(values, level=0.95):
     return med, x[k - 1], x[n - k], cov
 
 
-def method(alt, runtime, seg, skip):
-    """How one repetition measured its modes, in words for the reports."""
-    if alt:
-        return ('one fio run in which the modes of a domain type take turns every %d ms '
-                '(the first %d ms of each turn not counted), %d s per mode'
-                % (seg, skip, runtime))
-    return 'a fio run of %d s per mode' % runtime
+def method(alt, runtime, seg, skip, windows=None):
+    """How one repetition measured its modes, in words for the reports.
+
+    windows: the (skip, segment) ms pairs the alternating runs used (hib-alt lengthens
+    both where the queue takes long to drain)."""
+    if not alt:
+        return 'a fio run of %d s per mode' % runtime
+
+    def span(vals, floor):
+        lo, hi = min(vals + [floor]), max(vals + [floor])
+        return '%d' % lo if lo == hi else '%d-%d' % (lo, hi)
+    sk = span([w[0] for w in windows or []], skip)
+    sg = span([w[1] for w in windows or []], seg)
+    return ('one fio run per domain type, in which its modes take turns of %s ms in an '
+            'order shuffled per cycle, the first %s ms of each turn not counted (at least '
+            '%d ms and three times the queue\'s drain time), %d s per mode'
+            % (sg, sk, skip, runtime))
 
 
 def base_of(mode):
@@ -305,7 +315,8 @@ def aa_md(doc):
     """The A/A table and its verdict, from aa()'s result."""
     sm = doc['summary']
     lines = ['## A/A control: strict2 / strict', '',
-             '`strict2` is `strict` under another name in the same rotation: its paired '
+             '`strict2` is `strict` under another name, measured in the same way as `pool` '
+             'against `strict`: its paired '
              'ratio shows what a difference must exceed to mean anything. Target: ratio '
              'within %.2f-%.2f and interval half-width at most %.0f %% in at least %.0f %% '
              'of the cells.' % (sm['target']['ratio_within'][0], sm['target']['ratio_within'][1],
@@ -330,18 +341,22 @@ def aa_md(doc):
     return lines
 
 
-def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None):
+def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None, how=None):
     """The tables a person reads: one per rw and numjobs, ratios paired by repetition.
 
-    aa_doc, the last A/A run's aa.json (make aa), names the noise floor."""
+    aa_doc, the last A/A run's aa.json (make aa), names the noise floor; how says how a
+    repetition measured its modes (method())."""
     modes = sorted({k[0] for k in cells}, key=_order)
     reps = max(len(c['reps']) for c in cells.values())
     lines = ['# Benchmark: fio through virtio-iommu under QEMU TCG', '',
              'Kernel %s, QEMU %s, fio %s, %s. %s' % (doc['kernel'], doc['qemu'], doc['fio'],
                                                     doc['date'], machine), '',
              'fio `--direct=1 --ioengine=libaio --iodepth=64`, null-co NVMe backend, %d '
-             'repetitions in one boot, every cell running all modes back to back in a '
-             'rotated order.' % reps, '',
+             'repetitions in one boot, every cell running all modes in a rotated order; '
+             'each repetition: %s. Ratios between modes of one domain type (`pool/strict`) '
+             'are measured within one run; `lazy/strict` and `passthrough/strict` pair '
+             'runs made one after the other and carry the host\'s slow drift.'
+             % (reps, how or 'a fio run per mode'), '',
              'Modes: ' + ', '.join('`%s`' % m for m in modes) + ' (`strict`: DMA domain, '
              'strict invalidation; `strict2`: the same again, an A/A control; `pool`: strict '
              'with the bounce pool on; `pool-all`: the pool bouncing every size its classes '
@@ -447,7 +462,8 @@ def plot(cells, path):
     plt.close(fig)
 
 
-def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None, aa_doc=None):
+def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None, aa_doc=None,
+          how=None):
     """Write bench.json, bench-detail.json, bench.md and bench.png into outdir."""
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, 'bench.json'), 'w') as f:
@@ -460,7 +476,7 @@ def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None, aa_d
     with open(os.path.join(outdir, 'bench-detail.json'), 'w') as f:
         json.dump(detail, f, indent=1)
         f.write('\n')
-    md = bench_md(doc, cells, cost, machine, pcost, aa_doc)
+    md = bench_md(doc, cells, cost, machine, pcost, aa_doc, how)
     with open(os.path.join(outdir, 'bench.md'), 'w') as f:
         f.write(md)
     plot(cells, os.path.join(outdir, 'bench.png'))

@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The bench's alternating measurement: hib-alt (harness/guest/alt.c) and its lines."""
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from hib import guest, report
+
+import hostnoise
+
+ALT_C = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     'guest', 'alt.c')
+
+
+class AltLines(unittest.TestCase):
+    def test_read_line(self):
+        (ka, fa), (kb, fb) = guest.parse_alt(
+            'read 4k 1 3 strict,pool 8000 500000000 10 24000 500000000 10 15 50'.split())[0]
+        self.assertEqual(ka, ('strict', 'read', '4k', 1, 3))
+        self.assertEqual(kb[0], 'pool')
+        self.assertAlmostEqual(fa.read_iops, 2000.0)       # 8000 sectors = 1000 I/Os
+        self.assertAlmostEqual(fb.read_iops, 6000.0)
+        self.assertAlmostEqual(fb.read_kib, 3000 * 4.0)
+        self.assertAlmostEqual(fb.read_bw_kib, 6000 * 4.0)
+        self.assertEqual(fa.write_iops, 0)
+
+    def test_write_line_and_windows(self):
+        cells, windows = guest.parse_alt(
+            'write 128k 2 1 strict,strict2 2560 1000000000 4 5120 1000000000 4 30 90'.split())
+        f = cells[0][1]
+        self.assertEqual((f.read_iops, f.write_iops, f.write_kib), (0.0, 10.0, 1280.0))
+        self.assertEqual(windows, (30, 90))
+
+    def test_bad_lines(self):
+        for line in ('read 4k 1 1 strict,pool 1 2 3 4 5 6',         # no skip and segment
+                     'read 4k 1 1 strict,pool 1 2 3 4 5 x 15 50',   # not a number
+                     'read 4k 1 1 strict,pool 1 0 3 4 5 6 15 50',   # no time measured
+                     'read 4k 1'):
+            with self.assertRaises(guest.ParseError, msg=line):
+                guest.parse_alt(line.split())
+
+    def test_pairs_within_the_line(self):
+        text = ('HIB begin bench 6.12.117 x\n'
+                'HIB alt read 4k 1 1 strict,strict2 8000 1000000000 20 8800 1000000000 20 15 50\n'
+                'HIB alt read 4k 1 2 strict2,strict 7920 1000000000 20 7200 1000000000 20 15 50\n'
+                'HIB end\n')
+        out = guest.parse(text)
+        cells = report.aggregate([out])
+        p = report.paired(cells)[('strict2', 'read', 4096, 1)]
+        self.assertEqual(sorted(round(r, 3) for r in p['ratios']), [1.1, 1.1])
+        self.assertEqual(out.alt_windows, [(15, 50), (15, 50)])
+
+    def test_method_named(self):
+        self.assertIn('turns of 50-90 ms', report.method(1, 2, 50, 15, [(15, 50), (30, 90)]))
+        self.assertIn('first 15 ms', report.method(1, 2, 50, 15))
+        self.assertIn('run of 2 s per mode', report.method(0, 2, 50, 15))
+
+
+class HostNoise(unittest.TestCase):
+    def test_slow_drift_cancels_in_turns(self):
+        # a host whose speed swings by 30 % over 150 windows
+        v = [100 + 30 * math.sin(2 * math.pi * i / 150) for i in range(1600)]
+        self.assertGreater(hostnoise.aa_spread(v, 40, 80), 0.2)
+        self.assertLess(hostnoise.aa_spread(v, 1, 80), 0.01)
+
+    def test_blocks_and_cv(self):
+        self.assertEqual(hostnoise.blocks([1, 2, 3, 4, 5], 2), [3, 7])
+        self.assertEqual(hostnoise.cv([5, 5, 5]), 0)
+        self.assertIsNone(hostnoise.cv([5]))
+
+
+@unittest.skipUnless(shutil.which('gcc'), 'needs gcc')
+class AltHelper(unittest.TestCase):
+    """hib-alt itself, on a fake block-device stat file and fake knobs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix='hib-alt-test.')
+        cls.exe = os.path.join(cls.dir, 'hib-alt')
+        subprocess.run(['gcc', '-O2', '-Wall', '-Wextra', '-Werror', '-o', cls.exe, ALT_C],
+                       check=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    def run_alt(self, *args, timeout=30):
+        return subprocess.run([self.exe] + [str(a) for a in args], capture_output=True,
+                              text=True, timeout=timeout)
+
+    def test_bad_arguments(self):
+        stat = os.path.join(self.dir, 'nostat')
+        for args in ((), (stat, 50, 15, 0, 100, 0, 0),                  # no mode
+                     (stat, 50, 50, 0, 100, 0, 0, '-'),                 # skip not below seg
+                     (stat, 'x', 15, 0, 100, 0, 0, '-'),
+                     (stat, 50, 15, 0, 100, 0, 0, 'nothing'),           # not PATH=VALUE
+                     (stat, 50, 15, 0, 100, 0, 0, '=1'),
+                     (stat, 50, 15, 0, 100, 0, 0, '/a=1,/b=')):
+            r = self.run_alt(*args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn('hib-alt', r.stderr)
+
+    def test_missing_stat_file(self):
+        r = self.run_alt(os.path.join(self.dir, 'nostat'), 50, 15, 0, 100, 0, 0, '-')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('cannot read', r.stderr)
+
+    def test_bad_knob_is_an_error(self):
+        stat = os.path.join(self.dir, 'stat0')
+        with open(stat, 'w') as f:
+            f.write('0 0 0 0 0 0 0 0\n')
+        r = self.run_alt(stat, 50, 15, 0, 100, 0, 0, os.path.join(self.dir, 'no/such=1'))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('cannot open', r.stderr)
+
+    def device(self, name, rates, lag):
+        """A fake device: its stat file gains rates[v] read sectors a millisecond while
+        its knob has read v for lag seconds (requests in flight keep the old mode)."""
+        stat = os.path.join(self.dir, name + '.stat')
+        knob = os.path.join(self.dir, name + '.knob')
+        with open(stat, 'w') as f:
+            f.write('0 0 0 0 0 0 0 0\n')
+        with open(knob, 'w') as f:
+            f.write('A')
+        stop = threading.Event()
+
+        def run():
+            sectors, hist, last = 0.0, [], time.monotonic()
+            while not stop.is_set():
+                now = time.monotonic()
+                try:
+                    with open(knob) as f:
+                        hist.append((now, f.read(1)))
+                except OSError:
+                    pass
+                while len(hist) > 1 and hist[1][0] <= now - lag:
+                    hist.pop(0)
+                sectors += rates.get(hist[0][1], 0) * (now - last) * 1000
+                last = now
+                tmp = stat + '.tmp'
+                with open(tmp, 'w') as f:
+                    f.write('0 0 %d 0 0 0 0 0\n' % sectors)
+                os.rename(tmp, stat)
+                time.sleep(0.0005)
+
+        t = threading.Thread(target=run)
+        t.start()
+        self.addCleanup(t.join)
+        self.addCleanup(stop.set)
+        return stat, knob
+
+    def rates(self, out, n):
+        f = [int(x) for x in out.split()]
+        self.assertEqual(len(f), 3 * n + 2)
+        return [(f[3 * i] / f[3 * i + 1], f[3 * i + 1], f[3 * i + 2]) for i in range(n)], f[-2:]
+
+    def test_rates_per_mode(self):
+        """B transfers three times A's rate: with a skip longer than the device's lag,
+        hib-alt must find 3, in equal numbers of turns of the length asked."""
+        stat, knob = self.device('two', {'A': 8, 'B': 24}, 0.006)
+        r = self.run_alt(stat, 40, 12, 20, 600, 1, 0, knob + '=A', knob + '=B')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        (ra, ns_a, segs_a), (rb, _, segs_b) = self.rates(r.stdout, 2)[0]
+        self.assertEqual(segs_a, segs_b)
+        self.assertGreaterEqual(segs_a, 7)
+        self.assertAlmostEqual(ns_a / segs_a / 1e6, 40 - 12, delta=5)
+        self.assertGreater(rb / ra, 2.6)
+        self.assertLess(rb / ra, 3.4)
+
+    def test_without_skip_the_lag_shows(self):
+        """The control of the test above: no skip, and the lag blurs the ratio."""
+        stat, knob = self.device('noskip', {'A': 8, 'B': 24}, 0.010)
+        r = self.run_alt(stat, 30, 0, 20, 600, 1, 0, knob + '=A', knob + '=B')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        (ra, _, _), (rb, _, _) = self.rates(r.stdout, 2)[0]
+        self.assertLess(rb / ra, 2.5)
+
+    def test_three_modes_and_drain(self):
+        """Three modes take equal turns; the skip grows to three drain times of the
+        sectors in flight (80 sectors at 8 a ms: 10 ms, so a skip of 30 and turns of 90)."""
+        stat, knob = self.device('three', {'A': 8, 'B': 16, 'C': 24}, 0.004)
+        r = self.run_alt(stat, 20, 5, 100, 900, 7, 80, knob + '=A', knob + '=B', knob + '=C')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        modes, (skip, seg) = self.rates(r.stdout, 3)
+        self.assertGreaterEqual(skip, 24)
+        self.assertLessEqual(skip, 40)
+        self.assertAlmostEqual(seg, 3 * skip, delta=3)
+        self.assertEqual(len({m[2] for m in modes}), 1)
+        self.assertGreater(modes[1][0] / modes[0][0], 1.7)
+        self.assertLess(modes[1][0] / modes[0][0], 2.3)
+        self.assertGreater(modes[2][0] / modes[0][0], 2.6)
+        self.assertLess(modes[2][0] / modes[0][0], 3.4)
+
+    def test_knob_read_back(self):
+        """A knob that does not keep what was written is refused: /dev/null takes
+        every write and reads back empty."""
+        stat, knob = self.device('back', {'A': 8}, 0)
+        r = self.run_alt(stat, 40, 10, 0, 200, 0, 0, knob + '=A', '/dev/null=Y')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('reads ""', r.stderr)
+
+
+if __name__ == '__main__':
+    unittest.main()
