@@ -154,6 +154,7 @@ def main():
         md = report.write(a.out, doc, cells, cost, machine,
                           {'guest_boot_seconds': round(run.elapsed), 'cmdline': append,
                            'alt_windows_ms': out.alt_windows,
+                           'harness': report.harness_commit(TOP),
                            'pool_stats': {k: v for k, v in out.stats.items()
                                           if 'pool' in k.split()[0]}},
                           pcost, aa_doc, how)
@@ -165,7 +166,7 @@ def main():
                    'date': date, 'reps': max(len(c['reps']) for c in cells.values()),
                    'runtime_s': a.runtime, 'ramp': a.ramp, 'cmdline': append,
                    'alternating': bool(a.alt), 'segment_ms': a.seg, 'skip_ms': a.skip,
-                   'method': how,
+                   'method': how, 'harness': report.harness_commit(TOP),
                    'guest_seconds': round(run.elapsed)})
         with open(os.path.join(a.out, 'aa.json'), 'w') as f:
             json.dump(aa, f, indent=1)

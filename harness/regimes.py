@@ -34,7 +34,7 @@ def main():
     ap.add_argument('--logs', default=os.path.join(TOP, 'build/logs'))
     ap.add_argument('--regimes', default=','.join(regimes.REGIMES))
     ap.add_argument('--bs', default='4k,16k,64k,128k')
-    ap.add_argument('--reps', type=int, default=8)
+    ap.add_argument('--reps', type=int, default=6)
     ap.add_argument('--runtime', type=int, default=2,
                     help='seconds per mode in every cell and repetition')
     ap.add_argument('--seg', type=int, default=50,
@@ -100,6 +100,7 @@ def main():
     if not doc['runs']:
         return 1
     doc['method'] = report.method(bool(windows), a.runtime, a.seg, a.skip, windows)
+    doc['harness'] = report.harness_commit(TOP)
     doc['date'] = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, 'regimes.json'), 'w') as f:

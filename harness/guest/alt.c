@@ -14,15 +14,17 @@
  * writes that switch to it (the pool's module parameters act on the next mapping).
  * STAT is the block device's stat file (/sys/block/DEV/stat).  hib-alt switches to the
  * first mode, waits for the device to complete requests (fio has started), lets
- * WARM_MS pass and measures the rate there.  It then runs cycles in which every mode
- * has one segment, in an order shuffled per cycle (SEED seeds it), until TOTAL_MS have
- * passed.  A segment switches the mode, reads each knob back (the first time), waits
- * the skip, then counts the sectors the device completes until the segment ends.
+ * WARM_MS pass (400 at least) and measures the rate in its second half.  It then runs
+ * cycles in which every mode has one segment, in an order shuffled per cycle (SEED
+ * seeds it), until TOTAL_MS have passed.  A segment switches the mode, reads each knob
+ * back (the first time), waits the skip, then counts the sectors the device completes
+ * until the segment ends.
  *
  * The skip lets the requests mapped under the previous mode complete: it is SKIP_MS,
  * or three times the time the queue takes to drain (INFLIGHT, the sectors fio keeps in
- * flight, at the warm-up's rate) if that is longer, counted from the moment the knobs
- * were written; a segment is at least three skips long (SEG_MS, or more).
+ * flight, at the warm-up's rate, and after every cycle at the slowest mode's rate) if
+ * that is longer, counted from the moment the knobs were written; a segment is at
+ * least three skips long (SEG_MS, or more).
  *
  * It prints one line: "SECTORS NS SEGS" for each mode in the order given (the 512-byte
  * sectors read and written in that mode's measured windows, their total length in
@@ -192,6 +194,15 @@ static int apply(const char *spec, int check)
 	return ret;
 }
 
+/* A skip of three drain times at least, a segment of three skips at least. */
+static void lengthen(long long drain, long long *skip, long long *seg)
+{
+	if (3 * drain > *skip)
+		*skip = 3 * drain;
+	if (3 * *skip > *seg)
+		*seg = 3 * *skip;
+}
+
 /* xorshift64: the shuffle needs no more */
 static unsigned long long rnd(unsigned long long *state)
 {
@@ -263,6 +274,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* the drain time needs a rate: 200 ms of it at least */
+	if (warm < 400 * 1000000LL)
+		warm = 400 * 1000000LL;
 	sw = now_ns();
 	sleep_until(sw + warm / 2);
 	if (transferred(&c0))
@@ -275,10 +289,7 @@ int main(int argc, char **argv)
 	drain = 0;
 	if (c1 > c0)
 		drain = (long long)((double)inflight * (now_ns() - t) / (c1 - c0));
-	if (3 * drain > skip)
-		skip = 3 * drain;
-	if (3 * skip > seg)
-		seg = 3 * skip;
+	lengthen(drain, &skip, &seg);
 
 	begin = now_ns();
 	for (t = begin; t - begin < total; ) {
@@ -313,6 +324,11 @@ int main(int argc, char **argv)
 			if (now_ns() > t + seg)
 				t = now_ns() - seg;	/* late: the next segment starts now */
 		}
+		/* the slowest mode's drain time, now that every mode has a rate */
+		for (i = 0; i < nmodes; i++)
+			if (modes[i].sectors)
+				lengthen((long long)((double)inflight * modes[i].ns /
+						     modes[i].sectors), &skip, &seg);
 	}
 	for (i = 0; i < nmodes; i++) {
 		if (!modes[i].sectors) {

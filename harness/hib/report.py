@@ -116,19 +116,34 @@ def median_ci(values, level=0.95):
     return med, x[k - 1], x[n - k], cov
 
 
+def harness_commit(top):
+    """The commit of the harness that made a result, '-dirty' with changes not committed;
+    'unknown' outside git."""
+    import subprocess
+    try:
+        head = subprocess.run(['git', '-C', top, 'rev-parse', '--short', 'HEAD'],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', top, 'status', '--porcelain', '--', 'harness',
+                                'Makefile'], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+    return head + ('-dirty' if dirty else '')
+
+
 def method(alt, runtime, seg, skip, windows=None):
     """How one repetition measured its modes, in words for the reports.
 
     windows: the (skip, segment) ms pairs the alternating runs used (hib-alt lengthens
-    both where the queue takes long to drain)."""
+    both where the queue takes long to drain); without them, the settings."""
     if not alt:
         return 'a fio run of %d s per mode' % runtime
 
-    def span(vals, floor):
-        lo, hi = min(vals + [floor]), max(vals + [floor])
+    def span(vals):
+        lo, hi = min(vals), max(vals)
         return '%d' % lo if lo == hi else '%d-%d' % (lo, hi)
-    sk = span([w[0] for w in windows or []], skip)
-    sg = span([w[1] for w in windows or []], seg)
+    sk = span([w[0] for w in windows] if windows else [skip])
+    sg = span([w[1] for w in windows] if windows else [seg])
     return ('one fio run per domain type, in which its modes take turns of %s ms in an '
             'order shuffled per cycle, the first %s ms of each turn not counted (at least '
             '%d ms and three times the queue\'s drain time), %d s per mode'
@@ -315,8 +330,8 @@ def aa_md(doc):
     """The A/A table and its verdict, from aa()'s result."""
     sm = doc['summary']
     lines = ['## A/A control: strict2 / strict', '',
-             '`strict2` is `strict` under another name, measured in the same way as `pool` '
-             'against `strict`: its paired '
+             '`strict2` is `strict` under another name, measured as the bench measures '
+             '`pool` against `strict` (see the method above): its paired '
              'ratio shows what a difference must exceed to mean anything. Target: ratio '
              'within %.2f-%.2f and interval half-width at most %.0f %% in at least %.0f %% '
              'of the cells.' % (sm['target']['ratio_within'][0], sm['target']['ratio_within'][1],
@@ -351,12 +366,17 @@ def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None, how=None):
     lines = ['# Benchmark: fio through virtio-iommu under QEMU TCG', '',
              'Kernel %s, QEMU %s, fio %s, %s. %s' % (doc['kernel'], doc['qemu'], doc['fio'],
                                                     doc['date'], machine), '',
-             'fio `--direct=1 --ioengine=libaio --iodepth=64`, null-co NVMe backend, %d '
+             'fio `--direct=1 --ioengine=libaio`, iodepth 64 unless `hib.iodepth` said '
+             'otherwise, null-co NVMe backend, %d '
              'repetitions in one boot, every cell running all modes in a rotated order; '
-             'each repetition: %s. Ratios between modes of one domain type (`pool/strict`) '
-             'are measured within one run; `lazy/strict` and `passthrough/strict` pair '
-             'runs made one after the other and carry the host\'s slow drift.'
-             % (reps, how or 'a fio run per mode'), '',
+             'each repetition: %s.%s' % (reps, how or 'a fio run per mode',
+                                          ' Ratios between modes of one domain type '
+                                          '(`pool/strict`) are measured within one run; '
+                                          '`lazy/strict` and `passthrough/strict` pair '
+                                          'runs made one after the other and carry the '
+                                          'host\'s slow drift.'
+                                          if how and how.startswith('one fio run') else ''),
+             '',
              'Modes: ' + ', '.join('`%s`' % m for m in modes) + ' (`strict`: DMA domain, '
              'strict invalidation; `strict2`: the same again, an A/A control; `pool`: strict '
              'with the bounce pool on; `pool-all`: the pool bouncing every size its classes '
@@ -369,13 +389,17 @@ def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None, how=None):
              'function profiler (numjobs=1 only).', '']
     if aa_doc and aa_doc.get('summary', {}).get('median_half_width') is not None:
         sm = aa_doc['summary']
-        lines += ['Noise floor: in the last A/A run (`aa.md`, %s, %s repetitions) the interval '
-                  'of strict2/strict had a half-width of %.1f %% in the median cell and up to '
-                  '%.1f %% in the worst; differences smaller than that are not resolved.'
+        lines += ['Noise floor: in the last A/A run (`aa.md`, %s, %s repetitions, %s) the '
+                  'interval of strict2/strict had a half-width of %.1f %% in the median cell '
+                  'and up to %.1f %% in the worst; differences smaller than that are not '
+                  'resolved%s.'
                   % (aa_doc.get('date', '?'), aa_doc.get('reps', '?'),
+                     aa_doc.get('method', 'a fio run per mode'),
                      100 * sm['median_half_width'],
                      100 * max(c['half_width'] for c in aa_doc['cells']
-                               if c['half_width'] is not None)), '']
+                               if c['half_width'] is not None),
+                     ' in ratios measured within one run (`pool/strict`)'
+                     if aa_doc.get('alternating') else ''), '']
     pr = paired(cells)
     groups = collections.OrderedDict()
     for key in sorted_keys(cells):

@@ -57,6 +57,7 @@ class AltLines(unittest.TestCase):
 
     def test_method_named(self):
         self.assertIn('turns of 50-90 ms', report.method(1, 2, 50, 15, [(15, 50), (30, 90)]))
+        self.assertIn('turns of 90-135 ms', report.method(1, 2, 50, 15, [(30, 90), (45, 135)]))
         self.assertIn('first 15 ms', report.method(1, 2, 50, 15))
         self.assertIn('run of 2 s per mode', report.method(0, 2, 50, 15))
 
@@ -118,9 +119,11 @@ class AltHelper(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn('cannot open', r.stderr)
 
-    def device(self, name, rates, lag):
-        """A fake device: its stat file gains rates[v] read sectors a millisecond while
-        its knob has read v for lag seconds (requests in flight keep the old mode)."""
+    def device(self, name, rates, lag, writes=()):
+        """A fake device: its stat file gains rates[v] sectors a millisecond (written
+        sectors for the values in writes, read ones otherwise) while its knob has read v
+        for lag seconds (requests in flight keep the old mode).  Returns the stat and
+        knob paths and the list of (value, seconds) turns the knob went through."""
         stat = os.path.join(self.dir, name + '.stat')
         knob = os.path.join(self.dir, name + '.knob')
         with open(stat, 'w') as f:
@@ -129,22 +132,33 @@ class AltHelper(unittest.TestCase):
             f.write('A')
         stop = threading.Event()
 
+        turns = []
+
         def run():
-            sectors, hist, last = 0.0, [], time.monotonic()
+            rd = wr = 0.0
+            hist, last = [], time.monotonic()
             while not stop.is_set():
                 now = time.monotonic()
                 try:
                     with open(knob) as f:
-                        hist.append((now, f.read(1)))
+                        v = f.read(1)
+                    hist.append((now, v))
+                    if not turns or turns[-1][0] != v:
+                        turns.append([v, now])
                 except OSError:
                     pass
                 while len(hist) > 1 and hist[1][0] <= now - lag:
                     hist.pop(0)
-                sectors += rates.get(hist[0][1], 0) * (now - last) * 1000
+                cur = hist[0][1]
+                n = rates.get(cur, 0) * (now - last) * 1000
+                if cur in writes:
+                    wr += n
+                else:
+                    rd += n
                 last = now
                 tmp = stat + '.tmp'
                 with open(tmp, 'w') as f:
-                    f.write('0 0 %d 0 0 0 0 0\n' % sectors)
+                    f.write('0 0 %d 0 0 0 %d 0\n' % (rd, wr))
                 os.rename(tmp, stat)
                 time.sleep(0.0005)
 
@@ -152,7 +166,7 @@ class AltHelper(unittest.TestCase):
         t.start()
         self.addCleanup(t.join)
         self.addCleanup(stop.set)
-        return stat, knob
+        return stat, knob, turns
 
     def rates(self, out, n):
         f = [int(x) for x in out.split()]
@@ -160,9 +174,10 @@ class AltHelper(unittest.TestCase):
         return [(f[3 * i] / f[3 * i + 1], f[3 * i + 1], f[3 * i + 2]) for i in range(n)], f[-2:]
 
     def test_rates_per_mode(self):
-        """B transfers three times A's rate: with a skip longer than the device's lag,
-        hib-alt must find 3, in equal numbers of turns of the length asked."""
-        stat, knob = self.device('two', {'A': 8, 'B': 24}, 0.006)
+        """B writes at three times A's read rate: with a skip longer than the device's
+        lag, hib-alt must find 3, in equal numbers of turns of the length asked, in an
+        order that changes from cycle to cycle."""
+        stat, knob, turns = self.device('two', {'A': 8, 'B': 24}, 0.006, writes='B')
         r = self.run_alt(stat, 40, 12, 20, 600, 1, 0, knob + '=A', knob + '=B')
         self.assertEqual(r.returncode, 0, r.stderr)
         (ra, ns_a, segs_a), (rb, _, segs_b) = self.rates(r.stdout, 2)[0]
@@ -171,10 +186,21 @@ class AltHelper(unittest.TestCase):
         self.assertAlmostEqual(ns_a / segs_a / 1e6, 40 - 12, delta=5)
         self.assertGreater(rb / ra, 2.6)
         self.assertLess(rb / ra, 3.4)
+        # shuffled cycles: some turns of one mode follow each other (AB BA: a double
+        # turn of A), and some do not
+        lengths = [b[1] - a[1] for a, b in zip(turns[1:], turns[2:])]
+        self.assertTrue(any(x > 0.065 for x in lengths), lengths)
+        self.assertTrue(any(x < 0.050 for x in lengths), lengths)
+
+    def test_mode_without_transfers(self):
+        stat, knob, _ = self.device('zero', {'A': 8, 'B': 0}, 0)
+        r = self.run_alt(stat, 40, 10, 0, 300, 0, 0, knob + '=A', knob + '=B')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('nothing transferred in mode 1', r.stderr)
 
     def test_without_skip_the_lag_shows(self):
         """The control of the test above: no skip, and the lag blurs the ratio."""
-        stat, knob = self.device('noskip', {'A': 8, 'B': 24}, 0.010)
+        stat, knob, _ = self.device('noskip', {'A': 8, 'B': 24}, 0.010)
         r = self.run_alt(stat, 30, 0, 20, 600, 1, 0, knob + '=A', knob + '=B')
         self.assertEqual(r.returncode, 0, r.stderr)
         (ra, _, _), (rb, _, _) = self.rates(r.stdout, 2)[0]
@@ -183,7 +209,7 @@ class AltHelper(unittest.TestCase):
     def test_three_modes_and_drain(self):
         """Three modes take equal turns; the skip grows to three drain times of the
         sectors in flight (80 sectors at 8 a ms: 10 ms, so a skip of 30 and turns of 90)."""
-        stat, knob = self.device('three', {'A': 8, 'B': 16, 'C': 24}, 0.004)
+        stat, knob, _ = self.device('three', {'A': 8, 'B': 16, 'C': 24}, 0.004)
         r = self.run_alt(stat, 20, 5, 100, 900, 7, 80, knob + '=A', knob + '=B', knob + '=C')
         self.assertEqual(r.returncode, 0, r.stderr)
         modes, (skip, seg) = self.rates(r.stdout, 3)
@@ -199,7 +225,7 @@ class AltHelper(unittest.TestCase):
     def test_knob_read_back(self):
         """A knob that does not keep what was written is refused: /dev/null takes
         every write and reads back empty."""
-        stat, knob = self.device('back', {'A': 8}, 0)
+        stat, knob, _ = self.device('back', {'A': 8}, 0)
         r = self.run_alt(stat, 40, 10, 0, 200, 0, 0, knob + '=A', '/dev/null=Y')
         self.assertEqual(r.returncode, 1)
         self.assertIn('reads ""', r.stderr)
