@@ -38,7 +38,7 @@ regimes: prepare
 	$(MAKE) build/initramfs.cpio
 	$(PY) harness/regimes.py $(REGIMES_ARGS)
 
-# The host's own noise: a busy loop for 60 s, and the A/A spread it implies for modes
+# The host's own noise: a busy loop for 120 s, and the A/A spread it implies for modes
 # measured one after the other and taking turns (results/hostnoise.json).  Run it alone.
 hostnoise:
 	$(PY) harness/hostnoise.py $(HOSTNOISE_ARGS)

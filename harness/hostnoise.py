@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -44,22 +45,40 @@ def blocks(v, k):
     return [sum(v[i:i + k]) for i in range(0, len(v) - k + 1, k)]
 
 
-def aa_spread(v, turn, length):
-    """sd of log(A/B) where A and B take turns of `turn` windows within `length` windows
-    (turn = length / 2: one after the other)."""
+def aa_pairs(v, turn, length, gap=0, shuffle=False, seed=1):
+    """log(A/B) per pair, where A and B take turns of `turn` windows within `length`
+    windows (turn = length / 2: one after the other, with `gap` windows lost between
+    them, as a fio start-up and warm-up are); shuffle: the order of A and B is drawn
+    anew for every cycle of two turns, as hib-alt does."""
+    rng = random.Random(seed)
     logs = []
-    for s in range(0, len(v) - length + 1, length):
-        w = v[s:s + length]
-        a = sum(x for i, x in enumerate(w) if (i // turn) % 2 == 0)
-        b = sum(x for i, x in enumerate(w) if (i // turn) % 2 == 1)
+    span = length + gap
+    for s in range(0, len(v) - span + 1, span):
+        a = b = 0
+        if turn * 2 >= length:
+            a = sum(v[s:s + turn])
+            b = sum(v[s + turn + gap:s + 2 * turn + gap])
+        else:
+            for c in range(s, s + length - 2 * turn + 1, 2 * turn):
+                first, second = v[c:c + turn], v[c + turn:c + 2 * turn]
+                if shuffle and rng.random() < 0.5:
+                    first, second = second, first
+                a += sum(first)
+                b += sum(second)
         if a and b:
             logs.append(math.log(a / b))
+    return logs
+
+
+def aa_spread(v, turn, length, gap=0, shuffle=False):
+    """sd of aa_pairs(), or None with fewer than two pairs."""
+    logs = aa_pairs(v, turn, length, gap, shuffle)
     return statistics.stdev(logs) if len(logs) > 1 else None
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--seconds', type=float, default=60)
+    ap.add_argument('--seconds', type=float, default=120)
     ap.add_argument('--window', type=int, default=50, help='ms per window')
     ap.add_argument('--out', default=os.path.join(TOP, 'results'))
     a = ap.parse_args()
@@ -75,9 +94,15 @@ def main():
         doc['cv_by_block_ms'][str(k * a.window)] = round(c, 4) if c is not None else None
     doc['min_over_median'] = round(min(v) / statistics.median(v), 3)
     per_mode = max(1, 2000 // a.window)      # 2 s of each mode, as the bench
-    for name, turn in (('one_after_the_other', per_mode), ('turns_of_%d_ms' % a.window, 1)):
-        sd = aa_spread(v, turn, 2 * per_mode)
+    gap = max(1, 1000 // a.window)           # fio's start and warm-up between two runs
+    doc['aa_mean_log'] = {}
+    for name, turn, g, sh in (('one_after_the_other', per_mode, gap, False),
+                              ('turns_of_%d_ms_shuffled' % a.window, 1, 0, True)):
+        logs = aa_pairs(v, turn, 2 * per_mode, g, sh)
+        sd = statistics.stdev(logs) if len(logs) > 1 else None
         doc['aa_log_sd'][name] = round(sd, 4) if sd is not None else None
+        doc['aa_mean_log'][name] = round(statistics.mean(logs), 4) if logs else None
+    doc['aa_pairs'] = len(v) // (2 * per_mode + gap)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, 'hostnoise.json'), 'w') as f:
         json.dump(doc, f, indent=1)
@@ -89,8 +114,10 @@ def main():
         print('  coefficient of variation over %5s ms blocks: %s'
               % (ms, '%.1f %%' % (100 * c) if c is not None else 'n/a (too few)'))
     for name, sd in doc['aa_log_sd'].items():
-        print('  A/A log-ratio sd, 2 s per mode, %s: %s' % (
-            name.replace('_', ' '), '%.3f' % sd if sd is not None else 'n/a'))
+        mean = doc['aa_mean_log'][name]
+        print('  A/A log ratio, 2 s per mode, %s: sd %s, mean %s (about %d pairs)' % (
+            name.replace('_', ' '), '%.3f' % sd if sd is not None else 'n/a',
+            '%+.3f' % mean if mean is not None else 'n/a', doc['aa_pairs']))
     print('hostnoise: wrote %s' % os.path.join(a.out, 'hostnoise.json'))
     return 0
 
