@@ -48,6 +48,8 @@ def main():
                     help='the A/A run (make aa): modes strict,strict2, write aa.json and aa.md only')
     ap.add_argument('--prof', type=int, default=1,
                     help='seconds of each profiled run after the matrix (0: none)')
+    ap.add_argument('--pin-vcpus', type=int, default=1, choices=(0, 1),
+                    help='1: pin vCPU thread n to host CPU n (harness/hib/qemu.py pin_vcpus)')
     ap.add_argument('--extra', default='', help='more kernel command line')
     ap.add_argument('--iommu', default='virtio', choices=sorted(qemu.IOMMU_DEVICE),
                     help='the emulated IOMMU')
@@ -108,7 +110,7 @@ def main():
         print('bench: %d cells x %d reps, %d s each; guest timeout %d s; logs in %s'
               % (ncell, a.reps, a.runtime, timeout, a.logs), flush=True)
         run = qemu.boot(name, a.kernel, a.initrd, append, a.logs, timeout,
-                        iommu=a.iommu, tcg=a.tcg)
+                        iommu=a.iommu, tcg=a.tcg, pin=bool(a.pin_vcpus))
     probs = run.problems() + guest.mode_problems(
         run.output.modes, max(report.bs_bytes(b) for b in a.bs.split(',')))
     if probs:
@@ -167,6 +169,7 @@ def main():
                    'runtime_s': a.runtime, 'ramp': a.ramp, 'cmdline': append,
                    'alternating': bool(a.alt), 'segment_ms': a.seg, 'skip_ms': a.skip,
                    'method': how, 'harness': report.harness_commit(TOP),
+                   'pin_vcpus': bool(a.pin_vcpus),
                    'guest_seconds': round(run.elapsed)})
         with open(os.path.join(a.out, 'aa.json'), 'w') as f:
             json.dump(aa, f, indent=1)

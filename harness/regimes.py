@@ -43,6 +43,8 @@ def main():
                     help='ms at the start of each turn not counted')
     ap.add_argument('--prof', type=int, default=1,
                     help='seconds of each profiled run (the cost model)')
+    ap.add_argument('--pin-vcpus', type=int, default=1, choices=(0, 1),
+                    help='1: pin vCPU thread n to host CPU n (harness/hib/qemu.py pin_vcpus)')
     ap.add_argument('--extra', default='', help='more kernel command line')
     ap.add_argument('--from-log', action='store_true',
                     help='no guest: rebuild the report from the last runs\' result logs')
@@ -76,7 +78,8 @@ def main():
         else:
             print('regimes: %s (%s IOMMU): %d fio runs x %d reps, %d s each; timeout %d s'
                   % (name, iommu, runs, a.reps, a.runtime, timeout), flush=True)
-            run = qemu.boot(tag, a.kernel, a.initrd, append, a.logs, timeout, iommu=iommu)
+            run = qemu.boot(tag, a.kernel, a.initrd, append, a.logs, timeout, iommu=iommu,
+                            pin=bool(a.pin_vcpus))
         probs = run.problems() + guest.mode_problems(
             run.output.modes, max(report.bs_bytes(b) for b in a.bs.split(',')))
         if not run.output.cells:
@@ -94,6 +97,7 @@ def main():
         doc['break_even_bound'][name] = bound
         doc['cost_model'][name] = cost
         doc['boots'][name] = {'iommu': qemu.IOMMU_DEVICE[iommu], 'kernel': run.output.begin[1],
+                              'pin_vcpus': bool(a.pin_vcpus),
                               'seconds': round(run.elapsed), 'cmdline': append}
         print('regimes: %s: break-even read %s (%s), write %s (%s)'
               % (name, be['read'], bound['read'], be['write'], bound['write']), flush=True)

@@ -60,7 +60,8 @@ def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
     extra = IOMMU_APPEND[iommu]
     if extra and extra not in append.split():
         append = append + ' ' + extra
-    cmd = [QEMU, '-M', 'q35', '-cpu', 'max', '-smp', str(smp), '-m', mem,
+    # debug-threads: vCPU threads named "CPU n/TCG", so that pin_vcpus() finds them
+    cmd = [QEMU, '-name', 'hib,debug-threads=on', '-M', 'q35', '-cpu', 'max', '-smp', str(smp), '-m', mem,
            '-accel', 'tcg,thread=' + tcg, '-nodefaults', '-display', 'none',
            '-no-reboot', '-kernel', kernel, '-initrd', initrd, '-append', append,
            '-serial', 'file:' + console_log, '-serial', 'file:' + results_log,
@@ -239,13 +240,61 @@ class _Asker(threading.Thread):
             qmp.close()
 
 
+def pin_vcpus(pid, timeout=30):
+    """Pin QEMU's vCPU thread n to host CPU n (modulo the host's CPUs), once the
+    threads exist; its other threads stay free.  Returns {tid: cpu}.
+
+    With two jobs on two vCPUs and QEMU's I/O thread on two host cores, the host
+    scheduler otherwise moves the vCPU threads around and stacks both on one core now
+    and then: in A/A pilots of 2026-12-01 that doubled the spread of numjobs=2 ratios."""
+    ncpu = os.cpu_count() or 1
+    pinned = {}
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            tids = os.listdir('/proc/%d/task' % pid)
+        except OSError:
+            break
+        for t in tids:
+            if int(t) in pinned:
+                continue
+            try:
+                with open('/proc/%d/task/%s/comm' % (pid, t)) as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            # "CPU 0/TCG"
+            if comm.startswith('CPU ') and comm[4:].split('/')[0].isdigit():
+                cpu = int(comm[4:].split('/')[0]) % ncpu
+                try:
+                    os.sched_setaffinity(int(t), {cpu})
+                except OSError:
+                    continue
+                pinned[int(t)] = cpu
+        if pinned and len(pinned) >= _vcpus(pid):
+            break
+        time.sleep(0.05)
+    return pinned
+
+
+def _vcpus(pid):
+    """The -smp count of QEMU process pid, from its command line (1 if unreadable)."""
+    try:
+        with open('/proc/%d/cmdline' % pid) as f:
+            args = f.read().split('\0')
+        return int(args[args.index('-smp') + 1].split(',')[0])
+    except (OSError, ValueError, IndexError):
+        return 1
+
+
 def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
-         hotplug=False, edu=False, iommu='virtio', tcg='multi', smp=2):
+         hotplug=False, edu=False, iommu='virtio', tcg='multi', smp=2, pin=False):
     """Boot once and wait for power-off or timeout; return a Run.
 
     With hotplug (see command()), a QMP socket is opened in logdir and the guest's
     "HIB ask unplug|plug" lines are answered through it (hotplug_request()); the
-    exchange is logged in NAME.monitor.log.
+    exchange is logged in NAME.monitor.log.  pin: pin the vCPU threads (pin_vcpus()),
+    noted in NAME.pin.log.
     """
     os.makedirs(logdir, exist_ok=True)
     con = os.path.join(logdir, name + '.console.log')
@@ -265,6 +314,13 @@ def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
+    if pin:
+        def note_pins():
+            got = pin_vcpus(proc.pid)
+            with open(os.path.join(logdir, name + '.pin.log'), 'w') as f:
+                f.write(''.join('thread %d -> CPU %d\n' % kv for kv in sorted(got.items()))
+                        or 'no vCPU thread found to pin\n')
+        threading.Thread(target=note_pins, daemon=True).start()
     if hotplug:
         mlog = os.path.join(logdir, name + '.monitor.log')
         open(mlog, 'w').close()

@@ -4,12 +4,13 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
 
-from hib import guest, report
+from hib import guest, qemu, report
 
 import hostnoise
 
@@ -60,6 +61,27 @@ class AltLines(unittest.TestCase):
         self.assertIn('turns of 90-135 ms', report.method(1, 2, 50, 15, [(30, 90), (45, 135)]))
         self.assertIn('first 15 ms', report.method(1, 2, 50, 15))
         self.assertIn('run of 2 s per mode', report.method(0, 2, 50, 15))
+
+
+class PinVcpus(unittest.TestCase):
+    def test_named_thread_pinned(self):
+        """A process with a thread named as QEMU names a vCPU thread gets it pinned to
+        CPU 0, and its main thread left free."""
+        prog = ('import threading, time, os\n'
+                'def f():\n'
+                '    open("/proc/self/task/%d/comm" % threading.get_native_id(), "w")'
+                '.write("CPU 0/TCG")\n'
+                '    time.sleep(10)\n'
+                'threading.Thread(target=f, daemon=True).start()\n'
+                'time.sleep(10)\n')
+        p = subprocess.Popen([sys.executable, '-c', prog])
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        got = qemu.pin_vcpus(p.pid, timeout=5)
+        self.assertEqual(list(got.values()), [0])
+        (tid,) = got
+        self.assertEqual(os.sched_getaffinity(tid), {0})
+        self.assertEqual(os.sched_getaffinity(p.pid), os.sched_getaffinity(0))
 
 
 class HostNoise(unittest.TestCase):
