@@ -86,7 +86,8 @@ def main():
         ap.error('need --window of at least 1 ms and --seconds of at least 8 windows')
     w = a.window / 1000.0
     v = spin(w, int(a.seconds / w))
-    doc = {'machine': report.machine('no'), 'window_ms': a.window, 'windows': len(v),
+    doc = {'machine': report.machine('no').split(';')[0] + '.', 'window_ms': a.window,
+           'windows': len(v),
            'cv_by_block_ms': {}, 'aa_log_sd': {}}
     for ms in (a.window, 200, 500, 1000, 2000):
         k = max(1, ms // a.window)
