@@ -23,8 +23,9 @@ bench: prepare
 	$(MAKE) build/initramfs.cpio
 	$(PY) harness/bench.py $(BENCH_ARGS)
 
-# The A/A run: strict against itself in one rotation, the bench's noise floor:
-# results/aa.json and aa.md, in about 30 min.
+# The A/A run: strict against itself, taking turns as strict and pool do in the bench:
+# the noise floor of the bench's within-run ratios, results/aa.json and aa.md, in about
+# 23 min.
 aa: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio

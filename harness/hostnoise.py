@@ -37,6 +37,15 @@ def spin(window_s, n):
     return counts
 
 
+def steal():
+    """The steal column of /proc/stat's cpu line, or None."""
+    try:
+        with open('/proc/stat') as f:
+            return int(f.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def cv(values):
     return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else None
 
@@ -85,7 +94,9 @@ def main():
     if a.window < 1 or a.seconds * 1000 < 8 * a.window:
         ap.error('need --window of at least 1 ms and --seconds of at least 8 windows')
     w = a.window / 1000.0
+    steal0 = steal()
     v = spin(w, int(a.seconds / w))
+    steal1 = steal()
     doc = {'machine': report.machine('no').split(';')[0] + '.', 'window_ms': a.window,
            'windows': len(v),
            'cv_by_block_ms': {}, 'aa_log_sd': {}}
@@ -94,6 +105,8 @@ def main():
         c = cv(blocks(v, k))
         doc['cv_by_block_ms'][str(k * a.window)] = round(c, 4) if c is not None else None
     doc['min_over_median'] = round(min(v) / statistics.median(v), 3)
+    # what the kernel here says the hypervisor took meanwhile (USER_HZ ticks, all CPUs)
+    doc['steal_ticks'] = (steal1 - steal0) if None not in (steal0, steal1) else None
     per_mode = max(1, 2000 // a.window)      # 2 s of each mode, as the bench
     gap = max(1, 1000 // a.window)           # fio's start and warm-up between two runs
     doc['aa_mean_log'] = {}
@@ -111,6 +124,7 @@ def main():
     print(doc['machine'])
     print('busy loop, %d windows of %d ms; the slowest window ran at %.0f %% of the median'
           % (len(v), a.window, 100 * doc['min_over_median']))
+    print('  steal time counted by the kernel meanwhile: %s ticks' % doc['steal_ticks'])
     for ms, c in doc['cv_by_block_ms'].items():
         print('  coefficient of variation over %5s ms blocks: %s'
               % (ms, '%.1f %%' % (100 * c) if c is not None else 'n/a (too few)'))
