@@ -74,24 +74,32 @@ static unsigned long long last_sectors;
  * Sectors the device has transferred: read (field 3) plus written (field 7).  Sectors,
  * not requests: the block layer may merge or split requests, differently per mode.
  */
+/* The start of a file, NUL-terminated, in buf; -1 (said on stderr) when unreadable. */
+static int read_file(const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		fprintf(stderr, "hib-alt: cannot read %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return n < 0 ? -1 : 0;
+}
+
 static int transferred(unsigned long long *sectors)
 {
 	unsigned long long f[7];
 	char buf[512];
-	ssize_t n;
-	int fd;
 
-	fd = open(stat_path, O_RDONLY);
-	if (fd < 0) {
-		fprintf(stderr, "hib-alt: cannot read %s: %s\n", stat_path, strerror(errno));
+	if (read_file(stat_path, buf, sizeof(buf)))
 		return -1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n > 0)
-		buf[n] = '\0';
-	if (n <= 0 || sscanf(buf, "%llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2],
-			     &f[3], &f[4], &f[5], &f[6]) != 7) {
+	if (sscanf(buf, "%llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3],
+		   &f[4], &f[5], &f[6]) != 7) {
 		fprintf(stderr, "hib-alt: %s is not a block device's stat file\n", stat_path);
 		return -1;
 	}
@@ -127,19 +135,9 @@ static int write_knob(const char *path, const char *value)
 static int check_knob(const char *path, const char *value)
 {
 	char buf[256];
-	ssize_t n;
-	int fd;
 
-	fd = open(path, O_RDONLY);
-	if (fd < 0) {
-		fprintf(stderr, "hib-alt: cannot read back %s: %s\n", path, strerror(errno));
+	if (read_file(path, buf, sizeof(buf)))
 		return -1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		n = 0;
-	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 	if (strcmp(buf, value)) {
 		fprintf(stderr, "hib-alt: %s reads \"%s\" after a write of \"%s\"\n", path, buf,

@@ -83,7 +83,7 @@ def parse_alt(f):
         raise ParseError('alt line with %d modes needs %d fields: %r'
                          % (len(modes), 7 + 3 * len(modes), ' '.join(f)))
     try:
-        nj, rep, size = int(f[2]), int(f[3]), _bytes(bs)
+        nj, rep, size = int(f[2]), int(f[3]), bs_bytes(bs)
         nums = [int(x) for x in f[5:]]
     except ValueError as e:
         raise ParseError('bad number in alt line: %r' % ' '.join(f)) from e
@@ -104,9 +104,9 @@ def parse_alt(f):
     return out, (nums[-2], nums[-1])
 
 
-def _bytes(bs):
-    """'4k' -> 4096, '512' -> 512 (as the guest writes block sizes)."""
-    s = bs.strip().lower()
+def bs_bytes(bs):
+    """'4k' -> 4096, '512' -> 512 (block sizes as fio and the guest write them)."""
+    s = str(bs).strip().lower()
     mult = {'k': 1 << 10, 'm': 1 << 20}.get(s[-1:], 1)
     return int(s[:-1] if mult > 1 else s) * mult
 

@@ -12,15 +12,9 @@ from . import guest
 GIB = float(1 << 30)
 # strict2 is strict again under another name: an A/A control in the same rotation
 MODE_ORDER = ['strict', 'strict2', 'pool', 'lazy', 'passthrough']
-_BS_UNITS = {'k': 1 << 10, 'm': 1 << 20}
 
 
-def bs_bytes(bs):
-    """'4k' -> 4096, '512' -> 512."""
-    s = str(bs).strip().lower()
-    if s and s[-1] in _BS_UNITS:
-        return int(s[:-1]) * _BS_UNITS[s[-1]]
-    return int(s)
+bs_bytes = guest.bs_bytes
 
 
 def machine(iommu):
