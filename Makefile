@@ -3,7 +3,7 @@
 # install what they need; `make aa` and `make regimes` are the bench's companions.
 PY := /usr/bin/python3
 
-.PHONY: all bench aa regimes hostnoise check soak unit deps prepare kernels clean
+.PHONY: all bench aa regimes mapbench hostnoise check soak unit deps prepare kernels clean
 all: check
 
 deps:
@@ -38,6 +38,15 @@ regimes: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio
 	$(PY) harness/regimes.py $(REGIMES_ARGS)
+
+# map+unmap alone, no I/O in flight: strict, pool-auto and pool-all through QEMU's edu
+# device, 1 to 32 pages, both directions (results/mapbench.json and .md), a few minutes.
+# MAPBENCH_ARGS="--reps 10 --calls 4000"
+mapbench: prepare
+	harness/kernel.sh build bench
+	harness/kernel.sh modules bench
+	$(MAKE) build/initramfs.cpio
+	$(PY) harness/mapbench.py $(MAPBENCH_ARGS)
 
 # The host's own noise: a busy loop for 120 s, and the A/A spread it implies for modes
 # measured one after the other and taking turns (results/hostnoise.json).  Run it alone.

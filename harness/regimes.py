@@ -6,8 +6,6 @@ One boot of the lean bench kernel per regime (see hib/regimes.py); writes
 results/regimes.json and regimes.md.
 """
 import argparse
-import datetime
-import json
 import os
 import sys
 
@@ -18,11 +16,12 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def append_for(name, a):
-    _, base, pool, jobs, _ = regimes.REGIMES[name]
+    jobs = regimes.REGIMES[name][3]
+    modes = regimes.modes_of(name)[:2 if a.no_auto else 3]
     return ('quiet iommu.strict=1 hib.scenario=bench hib.reps=%d hib.runtime=%d hib.prof=%d '
-            'hib.modes=%s,%s hib.rw=read,write hib.bs=%s hib.jobs=%s hib.alt=1 hib.seg=%d '
+            'hib.modes=%s hib.rw=read,write hib.bs=%s hib.jobs=%s hib.alt=1 hib.seg=%d '
             'hib.skip=%d %s'
-            % (a.reps, a.runtime, a.prof, base, pool, a.bs, jobs, a.seg, a.skip,
+            % (a.reps, a.runtime, a.prof, ','.join(modes), a.bs, jobs, a.seg, a.skip,
                a.extra)).strip()
 
 
@@ -46,6 +45,8 @@ def main():
     ap.add_argument('--pin-vcpus', type=int, default=1, choices=(0, 1),
                     help='1: pin vCPU thread n to host CPU n (harness/hib/qemu.py pin_vcpus)')
     ap.add_argument('--extra', default='', help='more kernel command line')
+    ap.add_argument('--no-auto', action='store_true',
+                    help='leave out pool-auto (the measured policy): strict and pool-all only')
     ap.add_argument('--from-log', action='store_true',
                     help='no guest: rebuild the report from the last runs\' result logs')
     a = ap.parse_args()
@@ -69,8 +70,9 @@ def main():
     for name in names:
         iommu, _, _, jobs, _ = regimes.REGIMES[name]
         append = append_for(name, a)
-        runs = 2 * 2 * nbs * len(jobs.split(','))
-        timeout = 240 + a.reps * runs * (a.runtime + 6) + 2 * 2 * nbs * (a.prof + 6)
+        nmodes = 2 if a.no_auto else 3
+        runs = nmodes * 2 * nbs * len(jobs.split(','))
+        timeout = 240 + a.reps * runs * (a.runtime + 6) + nmodes * 2 * nbs * (a.prof + 6)
         tag = 'regime-' + name
         if a.from_log:
             run = qemu.Run(tag, os.path.join(a.logs, tag + '.console.log'),
@@ -91,8 +93,9 @@ def main():
             continue
         cells = report.aggregate([run.output])
         windows += run.output.alt_windows
-        rows, be, bound, cost = regimes.regime_rows(name, cells)
+        rows, be, bound, cost = regimes.regime_rows(name, cells, run.output.policy)
         doc['runs'] += rows
+        doc.setdefault('policy_break_even', {})[name] = regimes.policy_break_even(rows, name)
         doc['break_even'][name] = be
         doc['break_even_bound'][name] = bound
         doc['cost_model'][name] = cost
@@ -103,16 +106,13 @@ def main():
               % (name, be['read'], bound['read'], be['write'], bound['write']), flush=True)
     if not doc['runs']:
         return 1
+    if any(r['mode'] == 'pool-auto' for r in doc['runs']):
+        doc['auto'] = regimes.auto_summary(doc['runs'])
     doc['method'] = report.method(bool(windows), a.runtime, a.seg, a.skip, windows)
     doc['harness'] = report.harness_commit(TOP)
-    doc['date'] = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, 'regimes.json'), 'w') as f:
-        json.dump(doc, f, indent=1)
-        f.write('\n')
+    doc['date'] = report.utc_now()
     md = regimes.regimes_md(doc)
-    with open(os.path.join(a.out, 'regimes.md'), 'w') as f:
-        f.write(md)
+    report.write_result(a.out, 'regimes', doc, md)
     print(md)
     print('regimes: wrote %s/regimes.json and regimes.md%s'
           % (a.out, ' (without the regimes that FAILED)' if failed else ''))

@@ -3,7 +3,8 @@
 
 Line kinds (see harness/guest/init):
   HIB begin SCENARIO UNAME BOOT_ID
-  HIB mode MODE group=N type=T dev=D bounce=Y|N|none threshold=N|none
+  HIB mode MODE group=N type=T dev=D bounce=auto|on|off|none threshold=auto|N|none
+           group_bounce=on|off|none
   HIB fio MODE RW BS NUMJOBS REP TERSE
   HIB prof MODE RW BS NUMJOBS REP cpu=N FUNCTION HITS TIME UNIT AVG UNIT S2 UNIT
   HIB pfio MODE RW BS NUMJOBS 0 TERSE    (the fio run the profile lines of REP 0 timed)
@@ -13,6 +14,11 @@ Line kinds (see harness/guest/init):
                                      length in ns and the number of segments; then the
                                      skip and segment length it used)
   HIB stat TAG... NAME VALUE        (the pool's debugfs counters after TAG)
+  HIB policy MODES RW BS NUMJOBS REP DEV class=C dir=to_device|from_device
+           decision=bounce|map|warming pool_ns=M+U iommu_ns=M+U pool_timed=N
+           iommu_timed=N switches=N (the cost policy of DEV's domain after the cell)
+  HIB mapbench REP PAGES DIR MODE NS (map+unmap microbenchmark: ns per pair, DIR 0 to
+                                    the device, 1 from it)
   HIB verify MODE BS rc=N TERSE
   HIB verify-error MODE BS TEXT
   HIB case NAME                     (reliability: the case the lines below belong to)
@@ -200,6 +206,31 @@ class Output:
         self.hotplug_group = None   # (group, type) after re-plug
         self.hog = {}            # memory-hog figures, KiB
         self.edu = {}            # mode -> {check: result} of the edu DMA sync module
+        self.policy = []         # [dict] of "HIB policy" lines (parse_policy)
+        self.mapbench = []       # [(rep, pages, dir, mode, ns)]
+
+
+def parse_policy(f):
+    """One "HIB policy" line's fields (after the kind) as a dict.
+
+    The class and the tag's block size are in bytes; pool_ns and iommu_ns are the
+    estimated map+unmap time of each path per call."""
+    if len(f) < 7:
+        raise ParseError('short policy line: %r' % ' '.join(f))
+    kv = dict(x.partition('=')[::2] for x in f[6:])
+    try:
+        d = {'modes': f[0].split(','), 'rw': f[1], 'bs': bs_bytes(f[2]), 'numjobs': int(f[3]),
+             'rep': int(f[4]), 'dev': f[5], 'class': int(kv['class']), 'dir': kv['dir'],
+             'decision': kv['decision'], 'switches': int(kv['switches']),
+             'pool_timed': int(kv['pool_timed']), 'iommu_timed': int(kv['iommu_timed'])}
+        for path in ('pool', 'iommu'):
+            d[path + '_ns'] = sum(int(x) for x in kv[path + '_ns'].split('+'))
+    except (KeyError, ValueError) as e:
+        raise ParseError('bad policy line: %r' % ' '.join(f)) from e
+    if d['decision'] not in ('bounce', 'map', 'warming') or \
+            d['dir'] not in ('to_device', 'from_device'):
+        raise ParseError('bad policy line: %r' % ' '.join(f))
+    return d
 
 
 def _key(f):
@@ -254,6 +285,15 @@ def parse(text):
                 o.stats[' '.join(f[:-2])][f[-2]] = int(f[-1])
             except ValueError as e:
                 raise ParseError('bad stat value: %r' % line) from e
+        elif kind == 'policy':
+            o.policy.append(parse_policy(f))
+        elif kind == 'mapbench':
+            if len(f) != 5:
+                raise ParseError('bad mapbench line: %r' % line)
+            try:
+                o.mapbench.append((int(f[0]), int(f[1]), int(f[2]), f[3], int(f[4])))
+            except ValueError as e:
+                raise ParseError('bad mapbench line: %r' % line) from e
         elif kind == 'case':
             o.cases.append(rest.strip())
         elif kind == 'edu':
@@ -301,10 +341,12 @@ def parse(text):
 # What each bench mode must leave behind (harness/guest/init, set_mode): the IOMMU
 # group's type, iommu.bounce, and whether the threshold is raised to the largest class.
 MODE_STATE = {
-    'strict': ('DMA', 'N', False), 'strict2': ('DMA', 'N', False),
-    'pool': ('DMA', 'Y', False), 'pool-all': ('DMA', 'Y', True),
-    'lazy': ('DMA-FQ', 'N', False), 'lazy-pool': ('DMA-FQ', 'Y', False),
-    'lazy-pool-all': ('DMA-FQ', 'Y', True), 'passthrough': ('identity', 'N', False),
+    'strict': ('DMA', 'off', None), 'strict2': ('DMA', 'off', None),
+    'pool': ('DMA', 'auto', None), 'pool-auto': ('DMA', 'on', 'auto'),
+    'pool-all': ('DMA', 'on', 'all'),
+    'lazy': ('DMA-FQ', 'off', None), 'lazy-pool': ('DMA-FQ', 'auto', None),
+    'lazy-pool-auto': ('DMA-FQ', 'on', 'auto'), 'lazy-pool-all': ('DMA-FQ', 'on', 'all'),
+    'passthrough': ('identity', 'off', None),
 }
 
 
@@ -312,7 +354,7 @@ def mode_problems(modes, largest_bs):
     """Why the guest's "HIB mode" lines do not show the modes it was asked for; [].
 
     A pool-all mode must bounce every block of the run: its threshold is at least
-    largest_bs (bytes).  On a kernel without the pool, bounce=none counts as N."""
+    largest_bs (bytes).  On a kernel without the pool, bounce=none counts as off."""
     msgs = []
     for m in modes:
         want = MODE_STATE.get(m[0])
@@ -320,12 +362,14 @@ def mode_problems(modes, largest_bs):
             msgs.append('unknown mode %r' % m[0])
             continue
         d = dict(f.partition('=')[::2] for f in m[1:])
-        bounce = 'N' if d.get('bounce') == 'none' else d.get('bounce')
+        bounce = 'off' if d.get('bounce') == 'none' else d.get('bounce')
         if d.get('type') != want[0] or bounce != want[1]:
             msgs.append('mode %s ran with type=%s bounce=%s, not type=%s bounce=%s'
                         % (m[0], d.get('type'), d.get('bounce'), want[0], want[1]))
-        elif want[2] and not (d.get('threshold', '').isdigit() and
-                              int(d['threshold']) >= largest_bs):
+        elif want[2] == 'auto' and d.get('threshold') != 'auto':
+            msgs.append('mode %s ran with threshold=%s, not auto' % (m[0], d.get('threshold')))
+        elif want[2] == 'all' and not (d.get('threshold', '').isdigit() and
+                                       int(d['threshold']) >= largest_bs):
             msgs.append('mode %s ran with threshold=%s, below the %d-byte blocks it must '
                         'bounce' % (m[0], d.get('threshold'), largest_bs))
     return msgs

@@ -2,8 +2,9 @@
 """The five IOMMU cost regimes of `make regimes`, and what results/regimes.json says.
 
 Each regime is one boot of the lean bench kernel under one emulated IOMMU, running its
-baseline (the normal dma-iommu path of its domain type) and the same domain with the
-pool bouncing every size its classes hold, side by side in one rotation.
+baseline (the normal dma-iommu path of its domain type), the same domain with the pool
+bouncing every size its classes hold, and the same domain with the pool's measured
+policy (iommu.bounce_threshold=auto), taking turns within one fio run.
 """
 import collections
 import math
@@ -22,10 +23,48 @@ REGIMES = collections.OrderedDict([
     ('vtd-lazy', ('vtd', 'lazy', 'lazy-pool-all', '1', 'DMA-FQ')),
 ])
 
-# regimes.json names the two modes of every regime alike: "strict" for its baseline
-# (no bouncing, in the regime's domain type) and "pool-all".
+# The policy's mode beside each baseline: the pool on, threshold auto.
+AUTO_MODE = {'strict': 'pool-auto', 'lazy': 'lazy-pool-auto'}
+
+# regimes.json names the modes of every regime alike: "strict" for its baseline (no
+# bouncing, in the regime's domain type), "pool-all" and "pool-auto".
 OUT_MODE = {'strict': 'strict', 'lazy': 'strict', 'pool-all': 'pool-all',
-            'lazy-pool-all': 'pool-all'}
+            'lazy-pool-all': 'pool-all', 'pool-auto': 'pool-auto',
+            'lazy-pool-auto': 'pool-auto'}
+
+# pool-auto must reach this share of the better of strict and pool-all in every cell
+AUTO_TARGET = 0.97
+
+
+def modes_of(name):
+    """The guest modes of a regime: baseline, pool-all, pool-auto."""
+    _, base, pool, _, _ = REGIMES[name]
+    return base, pool, AUTO_MODE[base]
+
+
+def decision_of(policy, auto, rw, bs, nj):
+    """The cost policy's decision for a cell, from the "HIB policy" lines reported
+    after each of its repetitions: (the most frequent one, {decision: count})."""
+    d = 'from_device' if rw == 'read' else 'to_device'
+    got = collections.Counter(p['decision'] for p in policy
+                              if auto in p['modes'] and p['rw'] == rw and p['bs'] == bs
+                              and p['numjobs'] == nj and p['dir'] == d
+                              and p['class'] >= bs and p['class'] < 2 * bs)
+    if not got:
+        return None, {}
+    return got.most_common(1)[0][0], dict(got)
+
+
+def to_best(cells, key, base, pool):
+    """pool-auto against the better of baseline and pool-all in the same repetition:
+    (median, low, high, n)."""
+    mode, rw, bs, nj = key
+    b = {r['rep']: r['iops'] for r in cells.get((base, rw, bs, nj), {}).get('reps', [])}
+    p = {r['rep']: r['iops'] for r in cells.get((pool, rw, bs, nj), {}).get('reps', [])}
+    ratios = [r['iops'] / max(b[r['rep']], p[r['rep']]) for r in cells[key]['reps']
+              if b.get(r['rep']) and p.get(r['rep'])]
+    med, lo, hi, _ = report.median_ci(ratios)
+    return med, lo, hi, len(ratios)
 
 
 def _fit(points):
@@ -107,14 +146,20 @@ def break_even(points):
     return pts[-1][0], 'at_least'
 
 
-def regime_rows(name, cells):
-    """The regimes.json rows of one regime's cells, and its break-even and cost model."""
+def regime_rows(name, cells, policy=()):
+    """The regimes.json rows of one regime's cells, and its break-even and cost model.
+
+    A pool-auto row also carries its ratio to the better of strict and pool-all
+    ("ratio_to_best", paired), the policy's decision for its size and direction
+    ("decision": bounce or map), the faster of the two where strict and pool-all
+    differ beyond pool-all's interval ("faster"), and whether it met AUTO_TARGET."""
     _, base, pool, _, dom = REGIMES[name]
+    auto = AUTO_MODE[base]
     pr = report.paired(cells, base)
     rows = []
     for key in report.sorted_keys(cells):
         mode, rw, bs, nj = key
-        if mode not in (base, pool):
+        if mode not in (base, pool, auto):
             continue
         p = pr.get(key)
         r4 = (lambda v: None if v is None else round(v, 4))
@@ -125,6 +170,18 @@ def regime_rows(name, cells):
                      'ci_low': 1.0 if mode == base else r4(p and p['low']),
                      'ci_high': 1.0 if mode == base else r4(p and p['high']),
                      'pairs': len(cells[key]['reps']) if mode == base else (p and p['n'])})
+        if mode == auto:
+            med, lo, hi, n = to_best(cells, key, base, pool)
+            dec, counts = decision_of(policy, auto, rw, bs, nj)
+            pa = pr.get((pool, rw, bs, nj))
+            faster = None
+            if pa and pa['low'] is not None:
+                faster = 'bounce' if pa['low'] > 1 else 'map' if pa['high'] < 1 else None
+            rows[-1].update({'ratio_to_best': r4(med), 'best_ci_low': r4(lo),
+                             'best_ci_high': r4(hi), 'best_pairs': n,
+                             'decision': dec, 'decisions': counts, 'faster': faster,
+                             'decision_right': None if faster is None else dec == faster,
+                             'ok': med is not None and med >= AUTO_TARGET})
     be, detail = {}, {}
     for rw in ('read', 'write'):
         pts = [(k[2], p['median']) for k, p in pr.items()
@@ -135,13 +192,49 @@ def regime_rows(name, cells):
     return rows, be, detail, cost_model(cells, base, pool)
 
 
+def policy_break_even(rows, name):
+    """Per direction, the largest numjobs=1 block size the policy bounced, with every
+    smaller one bounced too ('none' if it bounced none of them)."""
+    out = {}
+    for rw in ('read', 'write'):
+        rs = sorted((r for r in rows if r['regime'] == name and r['mode'] == 'pool-auto'
+                     and r['rw'] == rw and r['numjobs'] == 1), key=lambda r: r['bs'])
+        last = 'none'
+        for r in rs:
+            if r.get('decision') != 'bounce':
+                break
+            last = r['bs']
+        out[rw] = last
+    return out
+
+
+def auto_summary(rows):
+    """What the pool-auto rows show against the targets of the measured policy."""
+    auto = [r for r in rows if r['mode'] == 'pool-auto']
+    judged = [r for r in auto if r.get('decision_right') is not None]
+    worst = min((r for r in auto if r.get('ratio_to_best') is not None),
+                key=lambda r: r['ratio_to_best'], default=None)
+    return {'cells': len(auto), 'target': AUTO_TARGET,
+            'cells_at_target': sum(1 for r in auto if r.get('ok')),
+            'decisions_judged': len(judged),
+            'decisions_right': sum(1 for r in judged if r['decision_right']),
+            'worst': worst and {k: worst[k] for k in ('regime', 'rw', 'bs', 'numjobs',
+                                                      'ratio_to_best', 'best_ci_low',
+                                                      'best_ci_high', 'decision')}}
+
+
+def _sz(b):
+    return report._size(b) if isinstance(b, int) else str(b)
+
+
 def regimes_md(doc):
     """results/regimes.md: the break-even table, the cost models and the ratios."""
     lines = ['# Five IOMMU cost regimes: where bouncing pays', '',
              '%s' % doc['machine'], '',
              'Per regime one boot; its baseline (`strict`: the normal dma-iommu path in the '
-             "regime's domain type, no bouncing) and `pool-all` (the same domain, the pool "
-             'bouncing every size its classes hold) are measured in every cell, %d '
+             "regime's domain type, no bouncing), `pool-all` (the same domain, the pool "
+             'bouncing every size its classes hold) and, where run, `pool-auto` (the pool '
+             'on, its measured policy deciding) are measured in every cell, %d '
              'repetitions of %s. Ratios are paired by repetition: median and 95 %% '
              'order-statistic interval.'
              % (doc['reps'], doc.get('method', '%d s per mode' % doc['runtime'])), '',
@@ -182,6 +275,42 @@ def regimes_md(doc):
         lines.append('| %s | %s | %d | %s | %s | %s |' % (
             r['regime'], r['rw'], r['numjobs'], report._size(r['bs']),
             base.get((r['regime'], r['rw'], r['bs'], r['numjobs']), '-'), iv))
+    auto = [r for r in doc['runs'] if r['mode'] == 'pool-auto']
+    if auto:
+        s = doc.get('auto') or auto_summary(doc['runs'])
+        lines += ['', '## pool-auto: the measured policy (iommu.bounce_threshold=auto)', '',
+                  'pool-auto / best: paired, against the better of strict and pool-all in '
+                  'the same repetition (target >= %.2f). decision: what the policy said '
+                  'for the size and direction at the end of the cell (most frequent over '
+                  'repetitions); faster: bounce or map where pool-all/strict\'s interval '
+                  'excludes 1.' % AUTO_TARGET, '',
+                  '| regime | rw | numjobs | bs | pool-auto / strict | pool-auto / best '
+                  '[95 %] | decision | faster |', '|---|---|---|---|---|---|---|---|']
+        for r in auto:
+            best = ('%.3f [%.3f-%.3f]' % (r['ratio_to_best'], r['best_ci_low'],
+                                           r['best_ci_high'])
+                    if r.get('best_ci_low') is not None else
+                    ('%.3f' % r['ratio_to_best'] if r.get('ratio_to_best') else 'n/a'))
+            lines.append('| %s | %s | %d | %s | %s | %s | %s | %s |' % (
+                r['regime'], r['rw'], r['numjobs'], report._size(r['bs']),
+                '%.3f' % r['ratio_to_strict'] if r['ratio_to_strict'] else 'n/a', best,
+                r.get('decision') or '-', r.get('faster') or '-'))
+        pb = doc.get('policy_break_even', {})
+        lines += ['', '| regime | break-even read (sweep) | policy bounced reads up to | '
+                  'break-even write (sweep) | policy bounced writes up to |',
+                  '|---|---|---|---|---|']
+        for name in doc['break_even']:
+            p = pb.get(name, {})
+            lines.append('| %s | %s | %s | %s | %s |' % (
+                name, be(name, 'read'), _sz(p.get('read')), be(name, 'write'),
+                _sz(p.get('write'))))
+        w = s.get('worst') or {}
+        lines += ['', '%d of %d cells at the target; decisions right in %d of the %d cells '
+                  'where strict and pool-all differ; worst pool-auto / best %s (%s %s %s '
+                  'numjobs %s).' % (s['cells_at_target'], s['cells'], s['decisions_right'],
+                                    s['decisions_judged'], w.get('ratio_to_best'),
+                                    w.get('regime'), w.get('rw'),
+                                    _sz(w.get('bs')), w.get('numjobs'))]
     lines += ['', 'Produced by `make regimes` (harness/regimes.py); guest logs under '
               '`build/logs/regime-*`.']
     return '\n'.join(lines) + '\n'

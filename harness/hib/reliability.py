@@ -40,7 +40,7 @@ BOOT_KNOBS = [
     ('bounce_idle_ms', '-1', False),
 ]
 # ... and what each knob must read after boot: the last accepted value, or the default.
-BOOT_EXPECT = {'bounce': 'Y', 'bounce_threshold': '524288', 'bounce_slots': '4096',
+BOOT_EXPECT = {'bounce': 'auto', 'bounce_threshold': '524288', 'bounce_slots': '4096',
                'bounce_classes': '63', 'bounce_idle_ms': '600000'}
 
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Aggregate benchmark cells and write results/bench.json, bench.md and bench.png."""
 import collections
+import datetime
 import json
 import math
 import os
@@ -15,6 +16,21 @@ MODE_ORDER = ['strict', 'strict2', 'pool', 'lazy', 'passthrough']
 
 
 bs_bytes = guest.bs_bytes
+
+
+def write_result(outdir, name, doc, md):
+    """Write results/NAME.json (doc) and NAME.md (md) under outdir."""
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, name + '.json'), 'w') as f:
+        json.dump(doc, f, indent=1)
+        f.write('\n')
+    with open(os.path.join(outdir, name + '.md'), 'w') as f:
+        f.write(md)
+
+
+def utc_now():
+    """The time now, as the results files write it."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
 def machine(iommu):

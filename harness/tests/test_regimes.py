@@ -85,22 +85,32 @@ class ModeLines(unittest.TestCase):
         return guest.parse('HIB mode %s\nHIB end\n' % text).modes
 
     def test_modes_as_asked(self):
-        modes = self.line('strict group=0 type=DMA dev=/dev/nvme0n1 bounce=N threshold=8192')
-        modes += self.line('pool-all group=0 type=DMA dev=/dev/nvme0n1 bounce=Y threshold=131072')
-        modes += self.line('lazy-pool-all group=0 type=DMA-FQ dev=x bounce=Y threshold=131072')
+        modes = self.line('strict group=0 type=DMA dev=/dev/nvme0n1 bounce=off threshold=auto')
+        modes += self.line('pool-all group=0 type=DMA dev=/dev/nvme0n1 bounce=on threshold=131072')
+        modes += self.line('lazy-pool-all group=0 type=DMA-FQ dev=x bounce=on threshold=131072')
+        modes += self.line('pool-auto group=0 type=DMA dev=x bounce=on threshold=auto')
+        modes += self.line('pool group=0 type=DMA dev=x bounce=auto threshold=auto')
         modes += self.line('passthrough group=0 type=identity dev=x bounce=none threshold=none')
         self.assertEqual(guest.mode_problems(modes, 131072), [])
 
     def test_a_mode_that_did_not_take_is_refused(self):
         # the knob write lost: pool-all ran at the boot threshold, 64k blocks unbounced
-        p = guest.mode_problems(self.line('pool-all group=0 type=DMA dev=x bounce=Y '
+        p = guest.mode_problems(self.line('pool-all group=0 type=DMA dev=x bounce=on '
                                           'threshold=8192'), 65536)
         self.assertEqual(len(p), 1)
         self.assertIn('threshold=8192', p[0])
+        # pool-auto at a fixed threshold is not the policy
+        p = guest.mode_problems(self.line('pool-auto group=0 type=DMA dev=x bounce=on '
+                                          'threshold=8192'), 4096)
+        self.assertEqual(len(p), 1)
+        self.assertIn('not auto', p[0])
+        # pool-auto with the pool following the IOMMU's default is not "on"
+        self.assertTrue(guest.mode_problems(self.line('pool-auto group=0 type=DMA dev=x '
+                                                      'bounce=auto threshold=auto'), 4096))
         # lazy left in a strict domain, or strict with the pool still on
-        self.assertTrue(guest.mode_problems(self.line('lazy group=0 type=DMA dev=x bounce=N '
+        self.assertTrue(guest.mode_problems(self.line('lazy group=0 type=DMA dev=x bounce=off '
                                                       'threshold=8192'), 4096))
-        self.assertTrue(guest.mode_problems(self.line('strict group=0 type=DMA dev=x bounce=Y '
+        self.assertTrue(guest.mode_problems(self.line('strict group=0 type=DMA dev=x bounce=on '
                                                       'threshold=8192'), 4096))
         self.assertTrue(guest.mode_problems(self.line('fast group=0 type=DMA'), 4096))
 

@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The map+unmap microbenchmark of `make mapbench`: what results/mapbench.json says.
+
+The guest (scenario "mapbench", harness/guest/init) times dma_map_single() plus
+dma_unmap_single() of one buffer, 1 to 32 pages, in both directions, with no I/O in
+flight, through QEMU's edu device and the harness's edu_dma module.  Each repetition
+runs every mode once per size and direction, so modes are paired by repetition.
+"""
+import collections
+
+from . import report
+
+# pool-auto may cost at most this much more per map+unmap pair than strict
+AUTO_LIMIT = 1.03
+DIRS = {0: 'to_device', 1: 'from_device'}
+
+
+def rows(lines, policy=(), base='strict'):
+    """The results rows of a boot's "HIB mapbench" lines: one per size, direction and
+    mode other than base, with the paired ratio of its time per pair to base's.
+
+    Repetition 0 is the warm-up and is left out.  A row's 'decision' is what the cost
+    policy of the edu device's domain said for that class and direction at the end
+    (from the "HIB policy" lines), where it reported one."""
+    ns = collections.defaultdict(dict)   # (pages, dir, mode) -> {rep: ns}
+    for rep, pages, d, mode, t in lines:
+        if rep > 0:
+            ns[(pages, d, mode)][rep] = t
+    dec = {(p['class'], p['dir']): p['decision'] for p in policy}
+    out = []
+    for (pages, d, mode) in sorted(ns):
+        if mode == base:
+            continue
+        b = ns.get((pages, d, base), {})
+        ratios = [t / b[r] for r, t in sorted(ns[(pages, d, mode)].items()) if b.get(r)]
+        med, lo, hi, _ = report.median_ci(ratios)
+        r4 = (lambda v: None if v is None else round(v, 4))
+        row = {'pages': pages, 'bytes': pages * 4096, 'dir': DIRS[d], 'mode': mode,
+               'ns_per_pair': round(sorted(ns[(pages, d, mode)].values())[
+                   len(ns[(pages, d, mode)]) // 2]),
+               'strict_ns_per_pair': round(sorted(b.values())[len(b) // 2]) if b else None,
+               'time_ratio_to_strict': r4(med), 'ci_low': r4(lo), 'ci_high': r4(hi),
+               'pairs': len(ratios)}
+        if mode.endswith('pool-auto'):
+            row['decision'] = dec.get((pages * 4096, DIRS[d]))
+            row['ok'] = med is not None and med <= AUTO_LIMIT
+        out.append(row)
+    return out
+
+
+def summary(rs):
+    """The worst pool-auto time ratio and whether every pool-auto row met AUTO_LIMIT."""
+    auto = [r for r in rs if r['mode'].endswith('pool-auto')]
+    if not auto:
+        return {'rows': 0, 'all_ok': False, 'worst': None}
+    worst = max(auto, key=lambda r: r['time_ratio_to_strict'] or 0)
+    return {'rows': len(auto), 'all_ok': all(r['ok'] for r in auto),
+            'worst': {k: worst[k] for k in ('pages', 'dir', 'time_ratio_to_strict',
+                                            'ci_low', 'ci_high', 'decision')},
+            'limit': AUTO_LIMIT}
+
+
+def mapbench_md(doc):
+    """results/mapbench.md from the document mapbench.py writes."""
+    s = doc['summary']
+    lines = ['# map+unmap alone: the policy against strict, no I/O in flight', '',
+             doc['machine'], '',
+             'dma_map_single() + dma_unmap_single() of one page-aligned buffer, %d pairs '
+             'per run, through QEMU\'s edu device behind virtio-iommu in a strict domain; '
+             '%d repetitions after a warm-up, modes in a rotated order, paired by '
+             'repetition (median time ratio and 95 %% order-statistic interval). '
+             '`pool-auto`: iommu.bounce=on, iommu.bounce_threshold=auto; `pool-all`: every '
+             'size bounced. Target: pool-auto at most %.2f times strict\'s time in every row.'
+             % (doc['calls'], doc['reps'], AUTO_LIMIT), '',
+             '| bytes | dir | strict ns/pair | pool-auto / strict [95 %] | decision | '
+             'pool-all / strict [95 %] |', '|---|---|---|---|---|---|']
+    by = {(r['pages'], r['dir'], r['mode']): r for r in doc['rows']}
+
+    def iv(r):
+        if not r or r['time_ratio_to_strict'] is None:
+            return '-'
+        if r['ci_low'] is None:
+            return '%.3f' % r['time_ratio_to_strict']
+        return '%.3f [%.3f-%.3f]' % (r['time_ratio_to_strict'], r['ci_low'], r['ci_high'])
+
+    for (pages, d) in sorted({(r['pages'], r['dir']) for r in doc['rows']}):
+        a, p = by.get((pages, d, 'pool-auto')), by.get((pages, d, 'pool-all'))
+        ref = a or p
+        lines.append('| %s | %s | %s | %s | %s | %s |' % (
+            report._size(pages * 4096), d, ref['strict_ns_per_pair'] if ref else '-',
+            iv(a), (a or {}).get('decision') or '-', iv(p)))
+    w = s.get('worst') or {}
+    lines += ['', 'Worst pool-auto row: %s pages %s, %s. Target met in every row: %s.'
+              % (w.get('pages'), w.get('dir'), w.get('time_ratio_to_strict'),
+                 'yes' if s['all_ok'] else 'no'), '',
+              'Produced by `make mapbench` (harness/mapbench.py); guest log under '
+              '`build/logs/mapbench.*`.']
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,151 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Unit tests of what the harness reads and reports of the pool's cost policy: the
+"HIB policy" and "HIB mapbench" lines, the pool-auto rows of the regimes and the
+map+unmap microbenchmark's rows (hib/guest.py, hib/regimes.py, hib/mapbench.py)."""
+import unittest
+
+from hib import guest, mapbench, regimes
+from tests.test_regimes import cell
+
+POLICY = ('HIB policy strict,pool-all,pool-auto read 4k 1 %d 0000:00:03.0 class=4096 '
+          'dir=from_device decision=%s pool_ns=3000+4000 iommu_ns=9000+12000 '
+          'pool_timed=50 iommu_timed=12 switches=1')
+
+
+class PolicyLines(unittest.TestCase):
+    def test_parse(self):
+        o = guest.parse(POLICY % (1, 'bounce') + '\nHIB end\n')
+        p = o.policy[0]
+        self.assertEqual((p['rw'], p['bs'], p['numjobs'], p['rep'], p['class'], p['dir']),
+                         ('read', 4096, 1, 1, 4096, 'from_device'))
+        self.assertEqual((p['decision'], p['pool_ns'], p['iommu_ns'], p['switches']),
+                         ('bounce', 7000, 21000, 1))
+        self.assertIn('pool-auto', p['modes'])
+
+    def test_bad_lines_refused(self):
+        for bad in (POLICY % (1, 'maybe'), POLICY.replace('pool_ns=3000+4000 ', '') % (1, 'map'),
+                    'HIB policy x read 4k 1', POLICY.replace('from_device', 'sideways') % (1, 'map')):
+            with self.assertRaises(guest.ParseError, msg=bad):
+                guest.parse(bad + '\n')
+
+    def test_mapbench_lines(self):
+        o = guest.parse('HIB mapbench 1 4 0 pool-auto 15234\nHIB end\n')
+        self.assertEqual(o.mapbench, [(1, 4, 0, 'pool-auto', 15234)])
+        with self.assertRaises(guest.ParseError):
+            guest.parse('HIB mapbench 1 4 0 pool-auto\n')
+
+
+class AutoRows(unittest.TestCase):
+    """pool-auto against the better of strict and pool-all, and its decisions."""
+    def cells(self):
+        c = {}
+        # 4k: pool-all wins clearly, pool-auto follows it; 64k: strict wins, auto at 0.9
+        for bs, pa, au in ((4096, 2.0, 1.98), (65536, 0.5, 0.9)):
+            c[('strict', 'read', bs, 1)] = cell([1000, 1010, 990, 1000, 1005, 995])
+            c[('pool-all', 'read', bs, 1)] = cell([1000 * pa] * 6)
+            c[('pool-auto', 'read', bs, 1)] = cell([1000 * au] * 6)
+        return c
+
+    def policy(self, bs, decisions):
+        return [guest.parse_policy(('strict,pool-all,pool-auto read %d 1 %d dev class=%d '
+                                    'dir=from_device decision=%s pool_ns=1+1 iommu_ns=1+1 '
+                                    'pool_timed=1 iommu_timed=1 switches=0'
+                                    % (bs, i + 1, bs, d)).split())
+                for i, d in enumerate(decisions)]
+
+    def test_ratio_to_best_and_decision(self):
+        pol = self.policy(4096, ['bounce'] * 5 + ['map']) + self.policy(65536, ['bounce'] * 6)
+        rows, _, _, _ = regimes.regime_rows('virtio-strict', self.cells(), pol)
+        auto = {r['bs']: r for r in rows if r['mode'] == 'pool-auto'}
+        self.assertEqual(set(auto), {4096, 65536})
+        a4, a64 = auto[4096], auto[65536]
+        self.assertEqual(a4['ratio_to_best'], 0.99)
+        self.assertTrue(a4['ok'])
+        self.assertEqual((a4['decision'], a4['decisions']), ('bounce', {'bounce': 5, 'map': 1}))
+        self.assertEqual(a4['faster'], 'bounce')
+        self.assertTrue(a4['decision_right'])
+        # at 64k strict is the better one; auto at 0.9 of it misses, and bounced wrongly
+        self.assertAlmostEqual(a64['ratio_to_best'], 0.9, places=2)
+        self.assertFalse(a64['ok'])
+        self.assertEqual(a64['faster'], 'map')
+        self.assertFalse(a64['decision_right'])
+        s = regimes.auto_summary(rows)
+        self.assertEqual((s['cells'], s['cells_at_target'], s['decisions_judged'],
+                          s['decisions_right']), (2, 1, 2, 1))
+        self.assertEqual(s['worst']['bs'], 65536)
+        self.assertEqual(regimes.policy_break_even(rows, 'virtio-strict'),
+                         {'read': 65536, 'write': 'none'})
+
+    def test_no_decision_reported(self):
+        rows, _, _, _ = regimes.regime_rows('virtio-strict', self.cells(), [])
+        a = [r for r in rows if r['mode'] == 'pool-auto'][0]
+        self.assertIsNone(a['decision'])
+        # a write's policy line does not count for a read cell
+        pol = self.policy(4096, ['map'] * 6)
+        for p in pol:
+            p['dir'] = 'to_device'
+        self.assertEqual(regimes.decision_of(pol, 'pool-auto', 'read', 4096, 1), (None, {}))
+
+    def test_markdown_has_the_policy_table(self):
+        rows, be, bound, cost = regimes.regime_rows('virtio-strict', self.cells(),
+                                                    self.policy(4096, ['bounce'] * 6))
+        doc = {'machine': 'm', 'reps': 6, 'runtime': 2, 'runs': rows,
+               'break_even': {'virtio-strict': be}, 'break_even_bound': {'virtio-strict': bound},
+               'cost_model': {'virtio-strict': cost},
+               'policy_break_even': {'virtio-strict': regimes.policy_break_even(
+                   rows, 'virtio-strict')}}
+        md = regimes.regimes_md(doc)
+        self.assertIn('| virtio-strict | read | 1 | 4k | 1.980 | 0.990 [0.990-0.990] | '
+                      'bounce | bounce |', md)
+        self.assertIn('1 of 2 cells at the target', md)
+
+    def test_modes_of_every_regime(self):
+        for name in regimes.REGIMES:
+            base, pool, auto = regimes.modes_of(name)
+            self.assertEqual(regimes.OUT_MODE[auto], 'pool-auto')
+            self.assertIn(auto, guest.MODE_STATE)
+            self.assertEqual(guest.MODE_STATE[auto][2], 'auto')
+
+
+class MapBench(unittest.TestCase):
+    def lines(self, auto_ns):
+        out = []
+        for rep in range(0, 9):
+            for pages in (1, 32):
+                for d in (0, 1):
+                    strict = 20000 + 100 * rep
+                    out.append((rep, pages, d, 'strict', strict))
+                    out.append((rep, pages, d, 'pool-auto',
+                                999999 if rep == 0 else int(strict * auto_ns)))
+                    out.append((rep, pages, d, 'pool-all', strict * 2))
+        return out
+
+    def test_rows_pair_by_repetition_and_skip_warm_up(self):
+        pol = [{'class': 4096, 'dir': 'to_device', 'decision': 'map'}]
+        rs = mapbench.rows(self.lines(1.01), pol)
+        auto = [r for r in rs if r['mode'] == 'pool-auto']
+        self.assertEqual(len(auto), 4)
+        for r in auto:
+            self.assertEqual(r['pairs'], 8)          # repetition 0 left out
+            self.assertAlmostEqual(r['time_ratio_to_strict'], 1.01, places=3)
+            self.assertTrue(r['ok'])
+        one = [r for r in auto if r['pages'] == 1 and r['dir'] == 'to_device'][0]
+        self.assertEqual(one['decision'], 'map')
+        self.assertTrue(mapbench.summary(rs)['all_ok'])
+        pa = [r for r in rs if r['mode'] == 'pool-all'][0]
+        self.assertNotIn('ok', pa)
+        self.assertEqual(pa['time_ratio_to_strict'], 2.0)
+
+    def test_too_slow_fails(self):
+        rs = mapbench.rows(self.lines(1.05))
+        s = mapbench.summary(rs)
+        self.assertFalse(s['all_ok'])
+        self.assertAlmostEqual(s['worst']['time_ratio_to_strict'], 1.05, places=3)
+        md = mapbench.mapbench_md({'machine': 'm', 'calls': 2000, 'reps': 8, 'rows': rs,
+                                   'summary': s})
+        self.assertIn('Target met in every row: no.', md)
+        self.assertFalse(mapbench.summary([])['all_ok'])
+
+
+if __name__ == '__main__':
+    unittest.main()
