@@ -24,16 +24,18 @@ def main():
     ap.add_argument('--out', default=os.path.join(TOP, 'results'))
     ap.add_argument('--logs', default=os.path.join(TOP, 'build/logs'))
     ap.add_argument('--reps', type=int, default=8)
-    ap.add_argument('--calls', type=int, default=20000, help='map+unmap pairs per run')
-    ap.add_argument('--modes', default='strict,pool-auto,pool-all')
+    ap.add_argument('--calls', type=int, default=2000, help='map+unmap pairs per turn')
+    ap.add_argument('--turns', type=int, default=10,
+                    help='turns per mode in every repetition, the modes interleaved')
+    ap.add_argument('--modes', default='strict,strict2,pool-auto,pool-all')
     ap.add_argument('--pin-vcpus', type=int, default=1, choices=(0, 1))
     a = ap.parse_args()
     if a.reps < 6:
         ap.error('--reps below 6 gives no 95 % interval')
-    if not 1 <= a.calls <= 1000000:
-        ap.error('--calls must be from 1 to 1000000')
+    if not 1 <= a.calls <= 1000000 or a.turns < 1:
+        ap.error('--calls must be from 1 to 1000000, --turns at least 1')
     append = ('quiet iommu.strict=1 hib.scenario=mapbench hib.reps=%d hib.calls=%d '
-              'hib.modes=%s' % (a.reps, a.calls, a.modes))
+              'hib.turns=%d hib.modes=%s' % (a.reps, a.calls, a.turns, a.modes))
     run = qemu.boot('mapbench', a.kernel, check.initrd('bench'), append, a.logs,
                     600 + a.reps * 40, edu=True, pin=bool(a.pin_vcpus))
     probs = run.problems()
@@ -45,6 +47,7 @@ def main():
         return 1
     rows = mapbench.rows(run.output.mapbench, run.output.policy)
     doc = {'machine': report.machine('virtio'), 'reps': a.reps, 'calls': a.calls,
+           'turns': a.turns,
            'kernel': run.output.begin[1], 'seconds': round(run.elapsed), 'cmdline': append,
            'rows': rows, 'summary': mapbench.summary(rows), 'policy': run.output.policy,
            'harness': report.harness_commit(TOP), 'date': report.utc_now()}
