@@ -14,9 +14,9 @@ Line kinds (see harness/guest/init):
                                      length in ns and the number of segments; then the
                                      skip and segment length it used)
   HIB stat TAG... NAME VALUE        (the pool's debugfs counters after TAG)
-  HIB policy MODES RW BS NUMJOBS REP DEV class=C dir=to_device|from_device
-           decision=bounce|map|warming pool_ns=M+U iommu_ns=M+U pool_timed=N
-           iommu_timed=N switches=N (the cost policy of DEV's domain after the cell)
+  HIB policy MODES RW BS NUMJOBS REP DEV class=C dir=to_device|from_device|bidirectional
+           decision=bounce|map|warming pool_ns=M+U iommu_ns=M+U pool_timed=M+U
+           iommu_timed=M+U switches=N (the cost policy of DEV's domain after the cell)
   HIB mapbench REP PAGES DIR MODE NS (map+unmap microbenchmark: ns per pair, DIR 0 to
                                     the device, 1 from it)
   HIB verify MODE BS rc=N TERSE
@@ -221,14 +221,15 @@ def parse_policy(f):
     try:
         d = {'modes': f[0].split(','), 'rw': f[1], 'bs': bs_bytes(f[2]), 'numjobs': int(f[3]),
              'rep': int(f[4]), 'dev': f[5], 'class': int(kv['class']), 'dir': kv['dir'],
-             'decision': kv['decision'], 'switches': int(kv['switches']),
-             'pool_timed': int(kv['pool_timed']), 'iommu_timed': int(kv['iommu_timed'])}
+             'decision': kv['decision'], 'switches': int(kv['switches'])}
         for path in ('pool', 'iommu'):
+            # map+unmap: the estimates, and the timed calls behind each
             d[path + '_ns'] = sum(int(x) for x in kv[path + '_ns'].split('+'))
+            d[path + '_timed'] = [int(x) for x in kv[path + '_timed'].split('+')]
     except (KeyError, ValueError) as e:
         raise ParseError('bad policy line: %r' % ' '.join(f)) from e
     if d['decision'] not in ('bounce', 'map', 'warming') or \
-            d['dir'] not in ('to_device', 'from_device'):
+            d['dir'] not in ('to_device', 'from_device', 'bidirectional'):
         raise ParseError('bad policy line: %r' % ' '.join(f))
     return d
 

@@ -9,7 +9,7 @@ from tests.test_regimes import cell
 
 POLICY = ('HIB policy strict,pool-all,pool-auto read 4k 1 %d 0000:00:03.0 class=4096 '
           'dir=from_device decision=%s pool_ns=3000+4000 iommu_ns=9000+12000 '
-          'pool_timed=50 iommu_timed=12 switches=1')
+          'pool_timed=50+49 iommu_timed=12+12 switches=1')
 
 
 class PolicyLines(unittest.TestCase):
@@ -20,6 +20,7 @@ class PolicyLines(unittest.TestCase):
                          ('read', 4096, 1, 1, 4096, 'from_device'))
         self.assertEqual((p['decision'], p['pool_ns'], p['iommu_ns'], p['switches']),
                          ('bounce', 7000, 21000, 1))
+        self.assertEqual((p['pool_timed'], p['iommu_timed']), ([50, 49], [12, 12]))
         self.assertIn('pool-auto', p['modes'])
 
     def test_bad_lines_refused(self):
@@ -49,7 +50,7 @@ class AutoRows(unittest.TestCase):
     def policy(self, bs, decisions):
         return [guest.parse_policy(('strict,pool-all,pool-auto read %d 1 %d dev class=%d '
                                     'dir=from_device decision=%s pool_ns=1+1 iommu_ns=1+1 '
-                                    'pool_timed=1 iommu_timed=1 switches=0'
+                                    'pool_timed=1+1 iommu_timed=1+1 switches=0'
                                     % (bs, i + 1, bs, d)).split())
                 for i, d in enumerate(decisions)]
 
