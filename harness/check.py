@@ -133,12 +133,17 @@ def record_edu(t, prefix, out):
         b = out.stats.get('edu %s before' % mode, {})
         a = out.stats.get('edu %s after' % mode, {})
         bounced = a.get('bounced', 0) - b.get('bounced', 0)
+        setup = a.get('fallback_class_setup', 0) - b.get('fallback_class_setup', 0)
         maps = int(r.get('maps', '0'))
         if mode == 'pool':
-            # the counters are global, but nothing else maps while the checks run
+            # the counters are global, but nothing else maps while the checks run; the
+            # first mapping of the domain's 4 KiB class takes the normal path while a
+            # worker sets the class up (fallback_class_setup), and only that one
             t.record('%s: edu pool: the checks went through the pool (%d of the module\'s %d '
-                     'mappings bounced)' % (prefix, bounced, maps),
-                     maps > 0 and bounced >= maps, 'stats %s -> %s' % (b, a))
+                     'mappings bounced, %d while the class was set up)'
+                     % (prefix, bounced, maps, setup),
+                     maps > 0 and setup <= 1 and bounced + setup >= maps,
+                     'stats %s -> %s' % (b, a))
             # a coherent device, whose syncs the DMA API would skip but for the pool: its
             # first bounce clears dma_skip_sync (before it, a domain that has never
             # bounced may skip them), and it stays 0 across the checks, dma_set_mask()
