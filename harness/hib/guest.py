@@ -17,6 +17,7 @@ Line kinds (see harness/guest/init):
   HIB policy MODES RW BS NUMJOBS REP DEV class=C dir=to_device|from_device|bidirectional
            decision=bounce|map|warming pool_ns=M+U iommu_ns=M+U pool_timed=M+U
            iommu_timed=M+U switches=N (the cost policy of DEV's domain after the cell)
+  HIB edu-warmup CHECK=RESULT...    (the edu module's pool run before the counted one)
   HIB mapbench REP PAGES DIR MODE NS (map+unmap microbenchmark: ns per pair, DIR 0 to
                                     the device, 1 from it)
   HIB verify MODE BS rc=N TERSE
@@ -207,6 +208,7 @@ class Output:
         self.hog = {}            # memory-hog figures, KiB
         self.edu = {}            # mode -> {check: result} of the edu DMA sync module
         self.policy = []         # [dict] of "HIB policy" lines (parse_policy)
+        self.edu_warmup = None   # {check: result} of the edu module's warm-up run
         self.mapbench = []       # [(rep, pages, dir, mode, ns)]
 
 
@@ -302,6 +304,9 @@ def parse(text):
             if len(f) < 2:
                 raise ParseError('short edu line: %r' % line)
             o.edu[f[0]] = dict(kv.partition('=')[::2] for kv in f[1:])
+        elif kind == 'edu-warmup':
+            # HIB edu-warmup cpu=ok dev=ok ...: the pool run before the counted one
+            o.edu_warmup = dict(kv.partition('=')[::2] for kv in f)
         elif kind == 'rfio':
             if len(f) < 2 or not f[1].startswith('rc='):
                 raise ParseError('bad rfio line: %r' % line[:120])
