@@ -148,15 +148,15 @@ def record_edu(t, prefix, out):
                      % (prefix, bounced, maps, setup),
                      maps > 0 and setup == 0 and bounced >= maps,
                      'stats %s -> %s' % (b, a))
-            # a coherent device, whose syncs the DMA API would skip but for the pool: its
-            # first bounce clears dma_skip_sync (before it, a domain that has never
-            # bounced may skip them), and it stays 0 across the checks, dma_set_mask()
-            # included: the configuration where a pool that the sync wrappers do not
-            # reach fails
+            # a coherent device, whose syncs the DMA API would skip but for the pool: the
+            # warm-up run's first bounce cleared dma_skip_sync, and it stays 0 across
+            # the counted checks, dma_set_mask() included: the configuration where a
+            # pool that the sync wrappers do not reach fails
             t.record('%s: edu pool: coherent device, syncs not skipped (dma_skip_sync %s '
                      'before the checks, %s after)' % (prefix, r.get('skip_sync_before'),
                                                       r.get('skip_sync_after')),
-                     r.get('coherent') == '1' and r.get('skip_sync_after') == '0', str(r))
+                     r.get('coherent') == '1' and r.get('skip_sync_before') == '0'
+                     and r.get('skip_sync_after') == '0', str(r))
         else:
             t.record('%s: edu strict: nothing bounced with the pool off (%d)' % (prefix, bounced),
                      bounced == 0, 'stats %s -> %s' % (b, a))

@@ -57,6 +57,9 @@ def main():
            'kernel': run.output.begin[1], 'seconds': round(run.elapsed), 'cmdline': append,
            'rows': rows, 'summary': mapbench.summary(rows), 'policy': run.output.policy,
            'harness': report.harness_commit(TOP), 'date': report.utc_now()}
+    if a.from_log:
+        report.keep_run_fields(a.out, 'mapbench', doc,
+                               ('seconds', 'date', 'cmdline', 'reps', 'calls', 'turns'))
     md = mapbench.mapbench_md(doc)
     report.write_result(a.out, 'mapbench', doc, md)
     print(md)

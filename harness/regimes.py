@@ -6,7 +6,6 @@ One boot of the lean bench kernel per regime (see hib/regimes.py); writes
 results/regimes.json and regimes.md.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -113,18 +112,10 @@ def main():
     doc['harness'] = report.harness_commit(TOP)
     doc['date'] = report.utc_now()
     if a.from_log:
-        # the guests ran when the last results say: keep what only the run knew
-        try:
-            with open(os.path.join(a.out, 'regimes.json')) as f:
-                old = json.load(f)
-            doc['date'] = old.get('date', doc['date'])
-            for name, boot in old.get('boots', {}).items():
-                if name in doc['boots']:
-                    doc['boots'][name] = boot
-        except (OSError, ValueError):
-            pass
-        doc['analysis'] = ('rows recomputed from the guest logs (regimes.py --from-log) '
-                           'at harness %s' % doc['harness'])
+        # the date: when the guests ran; boots: for the regimes read again
+        keep = dict(doc['boots'])
+        report.keep_run_fields(a.out, 'regimes', doc, ('date', 'boots'))
+        doc['boots'] = {n: doc['boots'].get(n, b) for n, b in keep.items()}
     md = regimes.regimes_md(doc)
     report.write_result(a.out, 'regimes', doc, md)
     print(md)

@@ -7,6 +7,7 @@ flight, through QEMU's edu device and the harness's edu_dma module.  Each repeti
 runs every mode once per size and direction, so modes are paired by repetition.
 """
 import collections
+import statistics
 
 from . import report
 
@@ -36,9 +37,8 @@ def rows(lines, policy=(), base='strict'):
         med, lo, hi, _ = report.median_ci(ratios)
         r4 = (lambda v: None if v is None else round(v, 4))
         row = {'pages': pages, 'bytes': pages * 4096, 'dir': DIRS[d], 'mode': mode,
-               'ns_per_pair': round(sorted(ns[(pages, d, mode)].values())[
-                   len(ns[(pages, d, mode)]) // 2]),
-               'strict_ns_per_pair': round(sorted(b.values())[len(b) // 2]) if b else None,
+               'ns_per_pair': round(statistics.median(ns[(pages, d, mode)].values())),
+               'strict_ns_per_pair': round(statistics.median(b.values())) if b else None,
                'time_ratio_to_strict': r4(med), 'ci_low': r4(lo), 'ci_high': r4(hi),
                'pairs': len(ratios)}
         if mode.endswith('pool-auto'):

@@ -28,6 +28,22 @@ def write_result(outdir, name, doc, md):
         f.write(md)
 
 
+def keep_run_fields(outdir, name, doc, keys):
+    """For a report rebuilt from guest logs (--from-log): take from the last
+    results/NAME.json what only the run knew (doc[k] for k in keys: its date, its
+    boot times), and say in doc['analysis'] that the rows were recomputed."""
+    try:
+        with open(os.path.join(outdir, name + '.json')) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        old = {}
+    for k in keys:
+        if k in old:
+            doc[k] = old[k]
+    doc['analysis'] = ('rows recomputed from the guest logs (--from-log) at harness %s'
+                       % doc.get('harness', 'unknown'))
+
+
 def utc_now():
     """The time now, as the results files write it."""
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
