@@ -20,6 +20,8 @@ Line kinds (see harness/guest/init):
   HIB edu-warmup CHECK=RESULT...    (the edu module's pool run before the counted one)
   HIB mapbench REP PAGES DIR MODE NS (map+unmap microbenchmark: ns per pair, DIR 0 to
                                     the device, 1 from it)
+  HIB ranges TAG DEV SIZE@IOVA,...     (the classes DEV's pool has set up: slot size and
+                                    first IOVA of each, from debugfs policy)
   HIB verify MODE BS rc=N TERSE
   HIB verify-error MODE BS TEXT
   HIB case NAME                     (reliability: the case the lines below belong to)
@@ -210,6 +212,17 @@ class Output:
         self.policy = []         # [dict] of "HIB policy" lines (parse_policy)
         self.edu_warmup = None   # {check: result} of the edu module's warm-up run
         self.mapbench = []       # [(rep, pages, dir, mode, ns)]
+        self.ranges = {}         # (tag, dev) -> [(slot size, first IOVA)]
+
+
+def parse_ranges(field):
+    """The classes of a "HIB ranges" line, [(slot size, first IOVA)]; [] for "none"."""
+    if field == 'none':
+        return []
+    try:
+        return [(int(s), int(b, 16)) for s, b in (r.split('@') for r in field.split(','))]
+    except ValueError as e:
+        raise ParseError('bad ranges field: %r' % field) from e
 
 
 def parse_policy(f):
@@ -277,7 +290,14 @@ def parse(text):
             if len(f) < 3 or not f[2].startswith('rc='):
                 raise ParseError('bad verify line: %r' % line)
             rc = int(f[2][3:])
-            fio = parse_terse(f[3]) if len(f) > 3 else None
+            fio = None
+            if len(f) > 3:
+                try:
+                    fio = parse_terse(f[3])
+                except ParseError:
+                    # a failed fio prints its error where the terse line would be
+                    if rc == 0:
+                        raise
             o.verify.append((f[0], f[1], rc, fio))
         elif kind == 'verify-error':
             o.verify_errors[(f[0], f[1])] = ' '.join(f[2:])
@@ -290,6 +310,10 @@ def parse(text):
                 raise ParseError('bad stat value: %r' % line) from e
         elif kind == 'policy':
             o.policy.append(parse_policy(f))
+        elif kind == 'ranges':
+            if len(f) < 3:
+                raise ParseError('short ranges line: %r' % line)
+            o.ranges[(' '.join(f[:-2]), f[-2])] = parse_ranges(f[-1])
         elif kind == 'mapbench':
             if len(f) != 5:
                 raise ParseError('bad mapbench line: %r' % line)

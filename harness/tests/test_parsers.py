@@ -105,6 +105,23 @@ class GuestOutput(unittest.TestCase):
         self.assertEqual(o.stats['pool after']['bounced'], 1234)
         self.assertEqual(o.stats['strict read 4k 1 2']['slots_mapped'], 7)
 
+    def test_failed_fio_is_a_result_not_a_crash(self):
+        o = guest.parse('HIB verify pool-all 131072 rc=1 fio: pid=123, err=5/file:io_u.c\n')
+        self.assertEqual(o.verify, [('pool-all', '131072', 1, None)])
+        with self.assertRaises(guest.ParseError):   # but a run that passed must parse
+            guest.parse('HIB verify pool-all 131072 rc=0 fio: pid=123\n')
+
+    def test_ranges(self):
+        o = guest.parse('HIB ranges pool-all after 0000:00:02.0 131072@0xfffffffffffc0000,'
+                        '4096@0xfffffffffff00000\n'
+                        'HIB ranges pool-all after 0000:00:03.0 none\n')
+        self.assertEqual(o.ranges[('pool-all after', '0000:00:02.0')],
+                         [(131072, 0xfffffffffffc0000), (4096, 0xfffffffffff00000)])
+        self.assertEqual(o.ranges[('pool-all after', '0000:00:03.0')], [])
+        for bad in ('HIB ranges x dev 4096\n', 'HIB ranges x dev 4096@zz\n', 'HIB ranges x\n'):
+            with self.assertRaises(guest.ParseError):
+                guest.parse(bad)
+
     def test_bad_verify_and_stat_lines(self):
         with self.assertRaises(guest.ParseError):
             guest.parse('HIB verify pool 4096 0\n')
