@@ -468,8 +468,12 @@ def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None, how=None):
                      'sweep, per direction and IOMMU, is `make regimes` (`regimes.md`)'
                      % (pcost['break_even_read_kib'], pcost['break_even_write_kib'],
                         pcost['strict_map_unmap_us']))
-        lines.append('- threshold used: iommu.bounce_threshold=%s bytes (the default, '
-                     'CONFIG_IOMMU_IO_BUFFER_THRESHOLD)' % pcost['threshold'])
+        if str(pcost['threshold']) == 'auto':
+            lines.append('- threshold used: iommu.bounce_threshold=auto (the default: the '
+                         'measured policy decides per class and direction)')
+        else:
+            lines.append('- threshold used: iommu.bounce_threshold=%s bytes'
+                         % pcost['threshold'])
     lines.append('')
     lines.append('Produced by `make bench` (harness/bench.py); raw per-repetition values '
                  'in `bench-detail.json`, guest logs under `build/logs/`.')
