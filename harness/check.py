@@ -162,24 +162,36 @@ def record_edu(t, prefix, out):
                      bounced == 0, 'stats %s -> %s' % (b, a))
 
 
+def booted(t, label, name, kernel, flavour, append, timeout, **kw):
+    """Boot kernel with initrd(flavour); record that the guest ran to its end with a
+    clean console and no init error, under label.  Returns the run, or None when it
+    could not boot at all (recorded as a failure)."""
+    try:
+        run = qemu.boot(name, kernel, initrd(flavour), append,
+                        os.path.join(TOP, 'build', 'logs'), timeout, **kw)
+    except (qemu.RunFailed, guest.ParseError) as e:
+        t.record('%s: boot' % label, False, str(e))
+        return None
+    out = run.output
+    t.record('%s: guest completes and powers off (%.0f s)' % (label, run.elapsed),
+             out.ended and not run.timed_out, '; '.join(run.problems()) or 'no "HIB end"')
+    t.record('%s: console has no kernel report (WARNING/BUG/KASAN/lockdep/DMA-API)' % label,
+             not run.reports, '; '.join(p for p in run.problems() if 'kernel report' in p))
+    for e in out.errors:
+        t.record('%s: init error' % label, False, e)
+    return run
+
+
 def edu_boot(t, a):
     """The lean bench kernel (no DMA-API debug), scenario "edu": the sync checks as
     users run them."""
     append = 'iommu.strict=1 hib.scenario=edu ' + os.environ.get('HIB_EXTRA', '')
     print('... booting the lean bench kernel (edu DMA sync checks, no DMA-API debug)', flush=True)
-    try:
-        run = qemu.boot('check-edu', a.bench_kernel, initrd('bench'), append,
-                        os.path.join(TOP, 'build', 'logs'), a.timeout, edu=True)
-    except qemu.RunFailed as e:
-        t.record('lean kernel: boot', False, str(e))
+    run = booted(t, 'lean kernel', 'check-edu', a.bench_kernel, 'bench', append, a.timeout,
+                 edu=True)
+    if run is None:
         return
     out = run.output
-    t.record('lean kernel: guest completes and powers off (%.0f s)' % run.elapsed,
-             out.ended and not run.timed_out, '; '.join(run.problems()) or 'no "HIB end"')
-    t.record('lean kernel: console has no kernel report', not run.reports,
-             '; '.join(p for p in run.problems() if 'kernel report' in p))
-    for e in out.errors:
-        t.record('lean kernel: init error', False, e)
     record_edu(t, 'lean kernel', out)
 
 
@@ -201,16 +213,11 @@ def top_boot(t, a):
               % (TOP_CLASS // 4096, TOP_SLOTS, TOP_CLASS))
     print('... booting the lean bench kernel (the top of the device address space)',
           flush=True)
-    try:
-        run = qemu.boot('check-top', a.bench_kernel, initrd('bench'), append,
-                        os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img)
-    except qemu.RunFailed as e:
-        t.record('top of the space: boot', False, str(e))
+    run = booted(t, 'top of the space', 'check-top', a.bench_kernel, 'bench', append,
+                 a.timeout, disk=img)
+    if run is None:
         return
     out = run.output
-    t.record('top of the space: guest completes, no kernel report (%.0f s)' % run.elapsed,
-             out.ended and not run.timed_out and not run.reports and not out.errors,
-             '; '.join(run.problems() + out.errors) or 'no "HIB end"')
     got = {(m, bs): (rc, fio) for m, bs, rc, fio in out.verify}
     rc, fio = got.get(('pool-all', str(TOP_CLASS)), (None, None))
     t.record('top of the space: fio verify at 128 KiB through 2 slots, no I/O error '
@@ -220,10 +227,11 @@ def top_boot(t, a):
              out.verify_errors.get(('pool-all', str(TOP_CLASS)), 'rc=%s' % rc))
     before, after = out.stats.get('pool-all before', {}), out.stats.get('pool-all after', {})
     bounced = after.get('bounced', 0) - before.get('bounced', 0)
-    filled = after.get('slots_filled', 0)
-    t.record('top of the space: the run bounced (%d mappings) through both slots (%d filled)'
-             % (bounced, filled), bounced > 0 and filled >= TOP_SLOTS,
-             'stats before %s, after %s' % (before, after))
+    # the class ran full: both slots, the topmost too, were in flight at once
+    full = after.get('fallback_class_full', 0) - before.get('fallback_class_full', 0)
+    t.record('top of the space: the run bounced (%d mappings) and filled the class (%d '
+             'fallbacks with both slots in flight)' % (bounced, full),
+             bounced > 0 and full > 0, 'stats before %s, after %s' % (before, after))
     ranges = [r for (tag, _), rs in out.ranges.items() if tag == 'pool-all after'
               for r in rs if r[0] == TOP_CLASS]
     end = ranges[0][1] + TOP_SLOTS * TOP_CLASS if ranges else 0
@@ -241,21 +249,11 @@ def verify_boot(t, a):
     append = ('iommu.strict=1 iommu.bounce_threshold=131072 hib.scenario=verify '
               'hib.modes=%s hib.mib=%d' % (a.modes, a.mib))
     print('... booting the test kernel (fio verify, KUnit); console in build/logs/', flush=True)
-    try:
-        run = qemu.boot('check-verify', a.kernel, initrd('test'), append,
-                        os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img, edu=True)
-    except qemu.RunFailed as e:
-        t.record('boot test kernel', False, str(e))
+    run = booted(t, 'debug kernel', 'check-verify', a.kernel, 'test', append, a.timeout, disk=img,
+                 edu=True)
+    if run is None:
         return
     out = run.output
-    t.record('guest: boot completes and powers off (%.0f s)' % run.elapsed,
-             out.ended and not run.timed_out,
-             '; '.join(run.problems()) or 'no "HIB end"')
-    t.record('guest: console has no kernel report (WARNING/BUG/KASAN/lockdep/DMA-API)',
-             not run.reports,
-             '; '.join(p for p in run.problems() if 'kernel report' in p))
-    for e in out.errors:
-        t.record('guest: init error', False, e)
     want = ['512', '4096', '16384', '65536', '131072', 'mix']
     got = {(mode, bs): (rc, fio) for mode, bs, rc, fio in out.verify}
     for mode in a.modes.split(','):
@@ -301,19 +299,11 @@ def reliability_boot(t, a):
     name = 'reliability-soak' if a.soak else 'reliability'
     print('... booting the test kernel (%s: faults, memory pressure, unbind, hot-plug, '
           'bad input); console in build/logs/' % name, flush=True)
-    try:
-        run = qemu.boot('check-' + name, a.kernel, initrd('test'), append,
-                        os.path.join(TOP, 'build', 'logs'), a.timeout, disk=img, hotplug=True)
-    except (qemu.RunFailed, guest.ParseError) as e:
-        t.record('%s: boot test kernel' % name, False, str(e))
+    run = booted(t, name, 'check-' + name, a.kernel, 'test', append, a.timeout, disk=img,
+                 hotplug=True)
+    if run is None:
         return
     out = run.output
-    t.record('%s: guest completes and powers off (%.0f s)' % (name, run.elapsed),
-             out.ended and not run.timed_out, '; '.join(run.problems()) or 'no "HIB end"')
-    t.record('%s: console has no kernel report (WARNING/BUG/KASAN/lockdep/DMA-API)' % name,
-             not run.reports, '; '.join(p for p in run.problems() if 'kernel report' in p))
-    for e in out.errors:
-        t.record('%s: init error' % name, False, e)
     rows = reliability.evaluate(out)
     for r in rows:
         t.record('%s: %s (%d faults, %d fallbacks, %d I/Os, %d bytes verified, %d corrupted, '
