@@ -199,6 +199,17 @@ TOP_SLOTS = 2
 TOP_CLASS = 131072
 
 
+def top_range_ok(ranges, tag):
+    """(ok, end): the guest's ranges (guest.Output.ranges) at tag hold one TOP_CLASS
+    class, in the top 4 GiB, whose slots end (exclusive) below 2^64; end 0: none."""
+    found = [base for (tg, _), rs in ranges.items() if tg == tag
+             for size, base in rs if size == TOP_CLASS]
+    if len(found) != 1:
+        return False, 0
+    end = found[0] + TOP_SLOTS * TOP_CLASS
+    return (1 << 64) - (4 << 30) <= found[0] and end < 1 << 64, end
+
+
 def top_boot(t, a):
     """The lean kernel, one class of 128 KiB with 2 slots, fio --verify at 128 KiB, 16
     in flight: both slots are in use at once, the last one of the range too.  Under
@@ -232,12 +243,9 @@ def top_boot(t, a):
     t.record('top of the space: the run bounced (%d mappings) and filled the class (%d '
              'fallbacks with both slots in flight)' % (bounced, full),
              bounced > 0 and full > 0, 'stats before %s, after %s' % (before, after))
-    ranges = [r for (tag, _), rs in out.ranges.items() if tag == 'pool-all after'
-              for r in rs if r[0] == TOP_CLASS]
-    end = ranges[0][1] + TOP_SLOTS * TOP_CLASS if ranges else 0
+    ok, end = top_range_ok(out.ranges, 'pool-all after')
     t.record('top of the space: the class lies in the top 4 GiB and ends below 2^64 '
-             '(%s)' % ('ends at 0x%x' % end if ranges else 'no range'),
-             len(ranges) == 1 and (1 << 64) - (4 << 30) <= ranges[0][1] and end < 1 << 64,
+             '(%s)' % ('ends at 0x%x' % end if end else 'no range'), ok,
              'ranges %s' % out.ranges)
 
 

@@ -384,7 +384,9 @@ def mode_problems(modes, largest_bs):
     """Why the guest's "HIB mode" lines do not show the modes it was asked for; [].
 
     A pool-all mode must bounce every block of the run: its threshold is at least
-    largest_bs (bytes).  On a kernel without the pool, bounce=none counts as off."""
+    largest_bs (bytes).  On a kernel without the pool, bounce=none counts as off.  Where
+    the guest read the group's bounce file, a mode with the pool on or off must find
+    its group so (under bounce=auto either is right: it depends on the IOMMU)."""
     msgs = []
     for m in modes:
         want = MODE_STATE.get(m[0])
@@ -396,6 +398,12 @@ def mode_problems(modes, largest_bs):
         if d.get('type') != want[0] or bounce != want[1]:
             msgs.append('mode %s ran with type=%s bounce=%s, not type=%s bounce=%s'
                         % (m[0], d.get('type'), d.get('bounce'), want[0], want[1]))
+        elif d.get('group_bounce') not in (None, 'none') and (
+                (want[1] == 'on' and d['group_bounce'] != 'on') or
+                (want[1] == 'off' and d['group_bounce'] != 'off')):
+            # the group's own file, which overrides the knob, says what really runs
+            msgs.append('mode %s ran with its group bouncing %s, not %s'
+                        % (m[0], d['group_bounce'], want[1]))
         elif want[2] == 'auto' and d.get('threshold') != 'auto':
             msgs.append('mode %s ran with threshold=%s, not auto' % (m[0], d.get('threshold')))
         elif want[2] == 'all' and not (d.get('threshold', '').isdigit() and

@@ -12,7 +12,7 @@ from . import guest
 
 GIB = float(1 << 30)
 # strict2 is strict again under another name: an A/A control in the same rotation
-MODE_ORDER = ['strict', 'strict2', 'pool', 'lazy', 'passthrough']
+MODE_ORDER = ['strict', 'strict2', 'pool', 'pool-auto', 'pool-all', 'lazy', 'passthrough']
 
 
 bs_bytes = guest.bs_bytes
@@ -405,9 +405,11 @@ def bench_md(doc, cells, cost, machine, pcost=None, aa_doc=None, how=None):
              '',
              'Modes: ' + ', '.join('`%s`' % m for m in modes) + ' (`strict`: DMA domain, '
              'strict invalidation; `strict2`: the same again, an A/A control; `pool`: strict '
-             'with the bounce pool on; `pool-all`: the pool bouncing every size its classes '
-             'hold; `lazy`: DMA-FQ; `passthrough`: identity domain, no protection, the '
-             'ceiling).', '',
+             'with the pool\'s defaults, `iommu.bounce=auto` (on where the IOMMU says its '
+             'maps are costly) and the boot threshold, `auto` (the measured policy) unless '
+             'the command line says otherwise; `pool-auto`: the pool on, the measured '
+             'policy; `pool-all`: the pool bouncing every size its classes hold; `lazy`: '
+             'DMA-FQ; `passthrough`: identity domain, no protection, the ceiling).', '',
              '`X/strict` is the median over repetitions of X\'s IOPS divided by strict\'s in '
              'the same repetition, with its distribution-free 95 % interval (order '
              'statistics; none below 6 repetitions). map+unmap is the time in '

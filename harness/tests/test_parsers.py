@@ -111,6 +111,18 @@ class GuestOutput(unittest.TestCase):
         with self.assertRaises(guest.ParseError):   # but a run that passed must parse
             guest.parse('HIB verify pool-all 131072 rc=0 fio: pid=123\n')
 
+    def test_top_of_space_verdict(self):
+        import check
+        key = ('pool-all after', '0000:00:02.0')
+        fixed = {key: [(131072, 0xfffffffffff80000)]}
+        self.assertEqual(check.top_range_ok(fixed, 'pool-all after'),
+                         (True, 0xfffffffffffc0000))
+        # the old layout: two 128 KiB slots ending exactly at 2^64
+        self.assertFalse(check.top_range_ok({key: [(131072, 0xfffffffffffc0000)]},
+                                            'pool-all after')[0])
+        self.assertFalse(check.top_range_ok({key: [(131072, 0x100000)]}, 'pool-all after')[0])
+        self.assertEqual(check.top_range_ok({}, 'pool-all after'), (False, 0))
+
     def test_ranges(self):
         o = guest.parse('HIB ranges pool-all after 0000:00:02.0 131072@0xfffffffffffc0000,'
                         '4096@0xfffffffffff00000\n'

@@ -113,6 +113,16 @@ class ModeLines(unittest.TestCase):
         self.assertTrue(guest.mode_problems(self.line('strict group=0 type=DMA dev=x bounce=on '
                                                       'threshold=8192'), 4096))
         self.assertTrue(guest.mode_problems(self.line('fast group=0 type=DMA'), 4096))
+        # the group file overrides the knob: a pool mode whose group is off did not bounce
+        self.assertTrue(guest.mode_problems(self.line('pool-auto group=0 type=DMA dev=x '
+                                                      'bounce=on threshold=auto '
+                                                      'group_bounce=off'), 4096))
+        self.assertTrue(guest.mode_problems(self.line('strict group=0 type=DMA dev=x '
+                                                      'bounce=off threshold=auto '
+                                                      'group_bounce=on'), 4096))
+        self.assertEqual(guest.mode_problems(self.line('pool group=0 type=DMA dev=x '
+                                                       'bounce=auto threshold=auto '
+                                                       'group_bounce=off'), 4096), [])
 
 
 class QemuIommu(unittest.TestCase):
