@@ -17,6 +17,14 @@ build/initramfs.cpio: harness/guest/init harness/guest/alt.c harness/mkinitramfs
 	@mkdir -p build
 	harness/mkinitramfs.sh $@
 
+# The SSDT that makes the guest's root port 00:04.0 external-facing, as an uncompressed
+# cpio the kernel's ACPI table upgrade reads from the front of the initramfs.
+build/acpi-untrusted.cpio: harness/acpi/extport.asl
+	@$(MAKE) -s deps
+	@rm -rf build/acpi && mkdir -p build/acpi/kernel/firmware/acpi
+	iasl -p build/acpi/kernel/firmware/acpi/extport harness/acpi/extport.asl >/dev/null
+	cd build/acpi && find kernel | LC_ALL=C sort | cpio -o -H newc --quiet > ../acpi-untrusted.cpio
+
 # About 30 min of guest time.  Knobs: BENCH_ARGS="--reps 5 --runtime 4 --modes strict,pool --bs 4k"
 bench: prepare
 	harness/kernel.sh build bench

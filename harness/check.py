@@ -25,7 +25,7 @@ import unittest
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HARNESS)
 sys.path.insert(0, HARNESS)
-from hib import guest, ktap, qemu, reliability  # noqa: E402
+from hib import guest, ktap, qemu, reliability, untrusted  # noqa: E402
 
 
 class Tally:
@@ -98,12 +98,16 @@ def checkpatch(t):
              cwd=os.path.join(TOP, 'build', 'linux'))
 
 
-def initrd(flavour):
-    """build/initramfs.cpio with the flavour's modules appended as a second segment."""
-    path = os.path.join(TOP, 'build', 'initramfs-%s.cpio' % flavour)
+def initrd(flavour, acpi=False):
+    """build/initramfs.cpio with the flavour's modules appended as a second segment;
+    with acpi, build/acpi-untrusted.cpio (the SSDT) in front, where the kernel's ACPI
+    table upgrade looks for tables."""
+    path = os.path.join(TOP, 'build', 'initramfs-%s%s.cpio' % (flavour, '-acpi' if acpi else ''))
+    parts = [os.path.join(TOP, 'build', 'acpi-untrusted.cpio')] if acpi else []
+    parts += [os.path.join(TOP, 'build', 'initramfs.cpio'),
+              os.path.join(TOP, 'build', 'obj-' + flavour, 'hib-modules.cpio')]
     with open(path, 'wb') as out:
-        for part in (os.path.join(TOP, 'build', 'initramfs.cpio'),
-                     os.path.join(TOP, 'build', 'obj-' + flavour, 'hib-modules.cpio')):
+        for part in parts:
             with open(part, 'rb') as f:
                 out.write(f.read())
     return path
@@ -163,11 +167,11 @@ def record_edu(t, prefix, out):
 
 
 def booted(t, label, name, kernel, flavour, append, timeout, **kw):
-    """Boot kernel with initrd(flavour); record that the guest ran to its end with a
-    clean console and no init error, under label.  Returns the run, or None when it
-    could not boot at all (recorded as a failure)."""
+    """Boot kernel with initrd(flavour) (with the SSDT for untrusted=True); record that
+    the guest ran to its end with a clean console and no init error, under label.
+    Returns the run, or None when it could not boot at all (recorded as a failure)."""
     try:
-        run = qemu.boot(name, kernel, initrd(flavour), append,
+        run = qemu.boot(name, kernel, initrd(flavour, acpi=kw.get('untrusted', False)), append,
                         os.path.join(TOP, 'build', 'logs'), timeout, **kw)
     except (qemu.RunFailed, guest.ParseError) as e:
         t.record('%s: boot' % label, False, str(e))
@@ -296,6 +300,29 @@ def verify_boot(t, a):
         print('... %d KUnit cases parsed from %s' % (len(cases), run.console_log))
 
 
+def untrusted_boot(t, a):
+    """The debug kernel, the NVMe device made untrusted by an SSDT (guest scenario
+    "untrusted"): fio verify over sizes and buffer offsets with the pool on and off,
+    the counters saying who bounced (harness/hib/untrusted.py)."""
+    img = os.path.join(TOP, 'build', 'untrusted.img')
+    with open(img, 'wb') as f:
+        f.truncate(64 << 20)
+    print('... booting the test kernel (an untrusted NVMe device, fio verify through the '
+          'pool and swiotlb)', flush=True)
+    run = booted(t, 'untrusted', 'check-untrusted', a.kernel, 'test',
+                 'hib.scenario=untrusted', a.timeout, disk=img, untrusted=True)
+    if run is None:
+        return
+    out = run.output
+    for name, ok, why in untrusted.verdicts(out):
+        t.record(name, ok, why)
+    t.record('untrusted: DMA-API debug: no errors after unbinding the NVMe driver (%s)'
+             % out.dma_api_errors, out.dma_api_errors == 0,
+             'error_count %s' % out.dma_api_errors)
+    t.record('untrusted: kmemleak: no unreferenced objects (%s)' % out.kmemleak,
+             out.kmemleak == 0, 'count %s' % out.kmemleak)
+
+
 def reliability_boot(t, a):
     """The pool under injected faults, memory pressure, unbind, hot-unplug, concurrency
     and bad knob values (guest scenario "reliability"); writes results/reliability.*"""
@@ -373,6 +400,9 @@ def main():
             built = step(t, 'build the initramfs', ['make', '-s', 'build/initramfs.cpio']) and built
             if built and not a.soak:
                 verify_boot(t, a)
+                if step(t, 'build the SSDT that makes a root port external-facing',
+                        ['make', '-s', 'build/acpi-untrusted.cpio']):
+                    untrusted_boot(t, a)
             if built:
                 reliability_boot(t, a)
             if not a.soak and step(t, 'build the lean bench kernel',

@@ -23,6 +23,8 @@ Line kinds (see harness/guest/init):
   HIB ranges TAG DEV SIZE@IOVA,...     (the classes DEV's pool has set up: slot size and
                                     first IOVA of each, from debugfs policy)
   HIB verify MODE BS rc=N TERSE
+  HIB untrusted-dev port=PATH removable=R type=T bounce=B ssdt=N protect=N
+                                    (the untrusted scenario's device, harness/hib/untrusted.py)
   HIB verify-error MODE BS TEXT
   HIB case NAME                     (reliability: the case the lines below belong to)
   HIB rfio CASE rc=N JSON           (reliability: a fio --verify run, json without spaces)
@@ -213,6 +215,7 @@ class Output:
         self.edu_warmup = None   # {check: result} of the edu module's warm-up run
         self.mapbench = []       # [(rep, pages, dir, mode, ns)]
         self.ranges = {}         # (tag, dev) -> [(slot size, first IOVA)]
+        self.untrusted_dev = {}  # field -> value of the "HIB untrusted-dev" line
 
 
 def parse_ranges(field):
@@ -321,6 +324,8 @@ def parse(text):
                 o.mapbench.append((int(f[0]), int(f[1]), int(f[2]), f[3], int(f[4])))
             except ValueError as e:
                 raise ParseError('bad mapbench line: %r' % line) from e
+        elif kind == 'untrusted-dev':
+            o.untrusted_dev = dict(x.partition('=')[::2] for x in f)
         elif kind == 'case':
             o.cases.append(rest.strip())
         elif kind == 'edu':

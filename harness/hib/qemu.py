@@ -41,8 +41,17 @@ IOMMU_APPEND = {'virtio': '', 'vtd-cm': 'intel_iommu=on', 'vtd': 'intel_iommu=on
 TCG_THREADS = ('multi', 'single')
 
 
+# untrusted=True: the NVMe device behind a root port at this fixed address, which the
+# SSDT of build/acpi-untrusted.cpio (harness/acpi/extport.asl) calls external-facing,
+# and RAM above 4 GiB, without which an x86 guest has no swiotlb (the untrusted
+# device's fallback and baseline).
+UNTRUSTED_PORT = 'pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0,addr=0x4'
+UNTRUSTED_MEM = '3G'
+
+
 def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
-            mem='2G', monitor=None, hotplug=False, edu=False, iommu='virtio', tcg='multi'):
+            mem='2G', monitor=None, hotplug=False, edu=False, iommu='virtio', tcg='multi',
+            untrusted=False):
     """Build the QEMU command line (a list) for one boot.
 
     hotplug puts the NVMe device (id nvme0) on a pcie-root-port (id rp1), its disk on a
@@ -51,8 +60,14 @@ def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
     path of a QMP unix socket.  edu adds QEMU's edu device, whose DMA engine the
     harness's edu_dma module drives (its default 28-bit DMA mask widened to 32).
     iommu names the emulated IOMMU (IOMMU_DEVICE); tcg is 'multi' (a host thread per
-    vCPU) or 'single' (one thread runs every vCPU in turn).
+    vCPU) or 'single' (one thread runs every vCPU in turn).  untrusted puts the NVMe
+    device behind UNTRUSTED_PORT with UNTRUSTED_MEM of RAM (the initrd must carry the
+    SSDT); not with hotplug.
     """
+    if untrusted and hotplug:
+        raise ValueError('untrusted and hotplug both want the root port')
+    if untrusted:
+        mem = UNTRUSTED_MEM
     if iommu not in IOMMU_DEVICE:
         raise ValueError('unknown IOMMU %r (known: %s)' % (iommu, ', '.join(IOMMU_DEVICE)))
     if tcg not in TCG_THREADS:
@@ -79,7 +94,10 @@ def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
             cmd += ['-drive', 'file=%s,format=raw,if=none,id=nvm,cache=writeback' % disk]
         else:
             cmd += ['-drive', 'driver=null-co,size=8G,read-zeroes=on,if=none,id=nvm']
-        cmd += ['-device', 'nvme,serial=hib0001,drive=nvm']
+        if untrusted:
+            cmd += ['-device', UNTRUSTED_PORT, '-device', 'nvme,serial=hib0001,drive=nvm,bus=rp1']
+        else:
+            cmd += ['-device', 'nvme,serial=hib0001,drive=nvm']
     if edu:
         cmd += ['-device', 'edu,dma_mask=0xffffffff']
     cmd += ['-monitor', 'none']
@@ -288,7 +306,8 @@ def _vcpus(pid):
 
 
 def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
-         hotplug=False, edu=False, iommu='virtio', tcg='multi', smp=2, pin=False):
+         hotplug=False, edu=False, iommu='virtio', tcg='multi', smp=2, pin=False,
+         untrusted=False):
     """Boot once and wait for power-off or timeout; return a Run.
 
     With hotplug (see command()), a QMP socket is opened in logdir and the guest's
@@ -308,7 +327,8 @@ def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,
     if monitor and os.path.exists(monitor):
         os.unlink(monitor)
     cmd = command(kernel, initrd, full, con, res, disk=disk, monitor=monitor,
-                  hotplug=hotplug, edu=edu, iommu=iommu, tcg=tcg, smp=smp)
+                  hotplug=hotplug, edu=edu, iommu=iommu, tcg=tcg, smp=smp,
+                  untrusted=untrusted)
     with open(os.path.join(logdir, name + '.cmd'), 'w') as f:
         f.write(' '.join(cmd) + '\n')
     t0 = time.monotonic()
