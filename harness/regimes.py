@@ -116,6 +116,11 @@ def main():
         keep = dict(doc['boots'])
         report.keep_run_fields(a.out, 'regimes', doc, ('date', 'boots'))
         doc['boots'] = {n: doc['boots'].get(n, b) for n, b in keep.items()}
+    # the untrusted regime comes from make bench (harness/untrusted_bench.py): kept
+    old = report.load_result(a.out, 'regimes')
+    if old.get('untrusted'):
+        doc['runs'] += [r for r in old.get('runs', []) if r.get('regime') == 'untrusted']
+        doc['untrusted'] = old['untrusted']
     md = regimes.regimes_md(doc)
     report.write_result(a.out, 'regimes', doc, md)
     print(md)

@@ -381,7 +381,7 @@ MODE_STATE = {
     'pool-all': ('DMA', 'on', 'all'),
     'lazy': ('DMA-FQ', 'off', None), 'lazy-pool': ('DMA-FQ', 'auto', None),
     'lazy-pool-auto': ('DMA-FQ', 'on', 'auto'), 'lazy-pool-all': ('DMA-FQ', 'on', 'all'),
-    'passthrough': ('identity', 'off', None),
+    'passthrough': ('identity', 'off', None), 'swiotlb': ('DMA', 'off', None),
 }
 
 

@@ -10,7 +10,7 @@ import collections
 import math
 import statistics
 
-from . import report
+from . import report, untrusted
 
 # name -> (QEMU IOMMU, guest baseline mode, guest pool mode, numjobs, domain type)
 REGIMES = collections.OrderedDict([
@@ -320,4 +320,8 @@ def regimes_md(doc):
                                     _sz(w.get('bs')), w.get('numjobs'))]
     lines += ['', 'Produced by `make regimes` (harness/regimes.py); guest logs under '
               '`build/logs/regime-*`.']
+    if doc.get('untrusted'):
+        lines += [''] + untrusted.untrusted_md(
+            doc['untrusted'], [r for r in doc['runs'] if r.get('regime') == 'untrusted']
+        ).rstrip('\n').split('\n')
     return '\n'.join(lines) + '\n'

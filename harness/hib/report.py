@@ -28,15 +28,20 @@ def write_result(outdir, name, doc, md):
         f.write(md)
 
 
+def load_result(outdir, name):
+    """The last results/NAME.json, {} if there is none or it does not parse."""
+    try:
+        with open(os.path.join(outdir, name + '.json')) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def keep_run_fields(outdir, name, doc, keys):
     """For a report rebuilt from guest logs (--from-log): take from the last
     results/NAME.json what only the run knew (doc[k] for k in keys: its date, its
     boot times), and say in doc['analysis'] that the rows were recomputed."""
-    try:
-        with open(os.path.join(outdir, name + '.json')) as f:
-            old = json.load(f)
-    except (OSError, ValueError):
-        old = {}
+    old = load_result(outdir, name)
     for k in keys:
         if k in old:
             doc[k] = old[k]
@@ -49,8 +54,8 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def machine(iommu):
-    """One line naming the host and the emulated guest, for every report."""
+def machine(iommu, mem='2 GiB'):
+    """One line naming the host and the emulated guest (its RAM mem), for every report."""
     cpu = 'unknown CPU'
     try:
         with open('/proc/cpuinfo') as f:
@@ -58,7 +63,7 @@ def machine(iommu):
     except (OSError, StopIteration):
         pass
     return ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
-            '2 GiB, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), iommu))
+            '%s, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), mem, iommu))
 
 
 def _order(mode):

@@ -98,3 +98,103 @@ def verdicts(out):
                     % (d['untrusted_bounced'], d['untrusted_swiotlb']))
         v.append(('%s: %s' % (name, what), want, why))
     return v
+
+
+# make bench's untrusted regime (harness/untrusted_bench.py): per buffer offset one boot
+# of the lean kernel, modes swiotlb (the pool off: today's path) and pool taking turns.
+BENCH_MODES = ('swiotlb', 'pool')
+# within the noise: an A/A run's ratios stay within this of 1 (results/aa.md)
+NOISE = 0.03
+
+
+def cell_counts(stats):
+    """{(rw, bs, numjobs, rep): {counter: change}} over each alternating run of a boot,
+    from its "HIB stat" lines in order (tag "MODE,MODE RW BS NJ REP")."""
+    out, prev = {}, {}
+    for tag, vals in stats.items():
+        f = tag.split()
+        # the modes in the order that cell ran them
+        if len(f) != 5 or sorted(f[0].split(',')) != sorted(BENCH_MODES):
+            continue
+        key = (f[1], bs_of(f[2]), int(f[3]), int(f[4]))
+        out[key] = {k: v - prev.get(k, 0) for k, v in vals.items()}
+        prev = vals
+    return out
+
+
+def bs_of(token):
+    s = token.strip().lower()
+    return int(s[:-1]) * 1024 if s.endswith('k') else int(s)
+
+
+def bench_rows(cells, counts, align, paired):
+    """The regimes.json rows of one offset's boot: per cell, swiotlb and pool, with the
+    pool's paired ratio to swiotlb; "bounced" by the rule dma-iommu bounces by, checked
+    against the counters (pool_mappings, swiotlb_mappings: over the cell's runs, both
+    modes' turns); "ok": pool faster than swiotlb (interval above 1) where it bounces,
+    within NOISE of 1 (median) elsewhere."""
+    rows = []
+    r4 = (lambda v: None if v is None else round(v, 4))
+    for key in sorted(cells, key=lambda k: (k[1], k[2], k[3], BENCH_MODES.index(k[0])
+                                            if k[0] in BENCH_MODES else 9)):
+        mode, rw, bs, nj = key
+        if mode not in BENCH_MODES:
+            continue
+        p = paired.get(key) if mode == 'pool' else None
+        cn = [c for (crw, cbs, cnj, _), c in counts.items() if (crw, cbs, cnj) == (rw, bs, nj)]
+        row = {'regime': 'untrusted', 'mode': mode, 'rw': rw, 'bs': bs, 'offset': align,
+               'numjobs': nj, 'bounced': must_bounce(bs, align),
+               'iops': round(cells[key]['median']['iops']),
+               'ratio_to_swiotlb': 1.0 if mode == 'swiotlb' else r4(p and p['median']),
+               'ci_low': 1.0 if mode == 'swiotlb' else r4(p and p['low']),
+               'ci_high': 1.0 if mode == 'swiotlb' else r4(p and p['high']),
+               'pairs': len(cells[key]['reps']) if mode == 'swiotlb' else (p and p['n']),
+               'pool_mappings': sum(c.get('untrusted_bounced', 0) for c in cn),
+               'swiotlb_mappings': sum(c.get('untrusted_swiotlb', 0) for c in cn)}
+        if mode == 'pool':
+            med, lo = row['ratio_to_swiotlb'], row['ci_low']
+            row['ok'] = (lo is not None and lo > 1) if row['bounced'] else \
+                (med is not None and abs(med - 1) <= NOISE)
+        rows.append(row)
+    return rows
+
+
+def bench_problems(rows):
+    """Why the rows do not show the device bounced as the rule says; []."""
+    msgs = []
+    for r in rows:
+        if r['mode'] != 'pool':
+            continue
+        where = '%s %s at offset %d' % (r['rw'], r['bs'], r['offset'])
+        if r['bounced'] and not (r['pool_mappings'] > 0 and r['swiotlb_mappings'] > 0):
+            msgs.append('%s must bounce, but the pool bounced %d and swiotlb %d mappings'
+                        % (where, r['pool_mappings'], r['swiotlb_mappings']))
+        if not r['bounced'] and (r['pool_mappings'] or r['swiotlb_mappings']):
+            msgs.append('%s is granule-aligned, but the pool bounced %d and swiotlb %d'
+                        % (where, r['pool_mappings'], r['swiotlb_mappings']))
+    return msgs
+
+
+def untrusted_md(section, rows):
+    """The untrusted regime's section of results/regimes.md."""
+    lines = ['## untrusted: the NVMe device behind an external-facing port', '',
+             section['how'], '',
+             '| rw | bs | offset | bounced | swiotlb IOPS | pool IOPS | pool / swiotlb '
+             '[95 %] | target |', '|---|---|---|---|---|---|---|---|']
+    base = {(r['rw'], r['bs'], r['offset']): r['iops'] for r in rows if r['mode'] == 'swiotlb'}
+    for r in rows:
+        if r['mode'] != 'pool':
+            continue
+        iv = ('%.3f [%.3f-%.3f]' % (r['ratio_to_swiotlb'], r['ci_low'], r['ci_high'])
+              if r['ci_low'] is not None else 'n/a')
+        lines.append('| %s | %s | %d | %s | %s | %d | %s | %s |' % (
+            r['rw'], r['bs'] if r['bs'] % 1024 else '%dk' % (r['bs'] // 1024), r['offset'],
+            'yes' if r['bounced'] else 'no', base.get((r['rw'], r['bs'], r['offset']), '-'),
+            r['iops'], iv, 'met' if r['ok'] else 'NOT met'))
+    n = [r for r in rows if r['mode'] == 'pool']
+    lines += ['', 'Target: pool faster than swiotlb (interval above 1) in every cell that '
+              'bounces, within %d %% of it (median) in every other: met in %d of %d cells.'
+              % (NOISE * 100, sum(1 for r in n if r['ok']), len(n)),
+              '', 'Produced by `make bench` (harness/untrusted_bench.py); guest logs under '
+              '`build/logs/untrusted-*`.']
+    return '\n'.join(lines) + '\n'
