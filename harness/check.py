@@ -106,11 +106,7 @@ def initrd(flavour, acpi=False):
     parts = [os.path.join(TOP, 'build', 'acpi-untrusted.cpio')] if acpi else []
     parts += [os.path.join(TOP, 'build', 'initramfs.cpio'),
               os.path.join(TOP, 'build', 'obj-' + flavour, 'hib-modules.cpio')]
-    with open(path, 'wb') as out:
-        for part in parts:
-            with open(part, 'rb') as f:
-                out.write(f.read())
-    return path
+    return qemu.cat_initrd(path, parts)
 
 
 EDU_CHECKS = (('cpu', 'map once DMA_FROM_DEVICE, device writes, sync for the CPU, read'),
@@ -306,15 +302,15 @@ def untrusted_boot(t, a):
     the counters saying who bounced (harness/hib/untrusted.py)."""
     img = os.path.join(TOP, 'build', 'untrusted.img')
     with open(img, 'wb') as f:
-        f.truncate(64 << 20)
+        f.truncate(untrusted.disk_mib() << 20)
     print('... booting the test kernel (an untrusted NVMe device, fio verify through the '
           'pool and swiotlb)', flush=True)
-    run = booted(t, 'untrusted', 'check-untrusted', a.kernel, 'test',
-                 'hib.scenario=untrusted', a.timeout, disk=img, untrusted=True)
+    run = booted(t, 'untrusted', 'check-untrusted', a.kernel, 'test', untrusted.guest_args(),
+                 a.timeout, disk=img, untrusted=True)
     if run is None:
         return
     out = run.output
-    for name, ok, why in untrusted.verdicts(out):
+    for name, ok, why in untrusted.verdicts(out, run.console):
         t.record(name, ok, why)
     t.record('untrusted: DMA-API debug: no errors after unbinding the NVMe driver (%s)'
              % out.dma_api_errors, out.dma_api_errors == 0,

@@ -17,15 +17,6 @@ from hib import guest, qemu, regimes, report, untrusted  # noqa: E402
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def initrd(out):
-    """The bench initramfs with the SSDT in front (build/acpi-untrusted.cpio)."""
-    with open(out, 'wb') as f:
-        for part in ('acpi-untrusted.cpio', 'initramfs.cpio'):
-            with open(os.path.join(TOP, 'build', part), 'rb') as p:
-                f.write(p.read())
-    return out
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--kernel', default=os.path.join(TOP, 'build/obj-bench/arch/x86/boot/bzImage'))
@@ -49,7 +40,9 @@ def main():
         ap.error('--offsets: whole numbers of bytes, e.g. 0,512')
     if any(o < 0 or o % 512 or o >= 4096 for o in offsets):
         ap.error('--offsets: multiples of 512 below 4096 (O_DIRECT wants sector alignment)')
-    rd = None if a.from_log else initrd(os.path.join(TOP, 'build', 'initramfs-untrusted.cpio'))
+    rd = None if a.from_log else qemu.cat_initrd(
+        os.path.join(TOP, 'build', 'initramfs-untrusted.cpio'),
+        [os.path.join(TOP, 'build', p) for p in ('acpi-untrusted.cpio', 'initramfs.cpio')])
     rows, boots, windows, probs = [], {}, [], []
     nbs = len(a.bs.split(','))
     for off in offsets:
@@ -100,9 +93,11 @@ def main():
                 '(iommu.bounce=off: its sub-granule mappings bounce through swiotlb and are '
                 'mapped and unmapped in the IOMMU, 6.12\'s path) and `pool` (iommu.bounce='
                 'auto: through pre-mapped slots of its domain\'s pool), %d repetitions of %s; '
-                'fio buffers in huge pages, OFFSET bytes into a page (--iomem_align), '
-                'numjobs 1, iodepth 64. Paired ratios: median and 95 %% order-statistic '
-                'interval.'
+                'fio buffers in huge pages (--iomem_align=OFFSET), '
+                'numjobs 1, iodepth 64 (fio puts its first buffer OFFSET bytes into a page '
+                'and buffer i at i x bs after it: with 512 B blocks the buffers cycle through '
+                'the offsets of a page, so both offsets bounce every block). Paired ratios: '
+                'median and 95 %% order-statistic interval.'
                 % (report.machine('virtio', '3 GiB'), qemu.UNTRUSTED_PORT, a.reps,
                    report.method(True, a.runtime, a.seg, a.skip, windows))),
         'boots': boots, 'date': report.utc_now(), 'harness': report.harness_commit(TOP),

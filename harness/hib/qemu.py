@@ -67,6 +67,8 @@ def command(kernel, initrd, append, console_log, results_log, disk=None, smp=2,
     if untrusted and hotplug:
         raise ValueError('untrusted and hotplug both want the root port')
     if untrusted:
+        if mem != '2G':
+            raise ValueError('untrusted runs with %s of RAM, not %s' % (UNTRUSTED_MEM, mem))
         mem = UNTRUSTED_MEM
     if iommu not in IOMMU_DEVICE:
         raise ValueError('unknown IOMMU %r (known: %s)' % (iommu, ', '.join(IOMMU_DEVICE)))
@@ -303,6 +305,16 @@ def _vcpus(pid):
         return int(args[args.index('-smp') + 1].split(',')[0])
     except (OSError, ValueError, IndexError):
         return 1
+
+
+def cat_initrd(out, parts):
+    """Write the cpio archives parts, in order, into one initrd at out; return out.
+    The kernel reads ACPI tables only from an uncompressed archive at the front."""
+    with open(out, 'wb') as f:
+        for part in parts:
+            with open(part, 'rb') as p:
+                f.write(p.read())
+    return out
 
 
 def boot(name, kernel, initrd, append, logdir, timeout, disk=None, monitor=None,

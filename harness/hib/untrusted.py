@@ -4,13 +4,29 @@
 The guest (harness/guest/init, untrusted()) runs its NVMe device behind a root port that
 an SSDT calls external-facing, so that the kernel itself marks the device untrusted.
 It reports:
-  HIB untrusted-dev port=PATH removable=R type=T bounce=B ssdt=N protect=N
+  HIB untrusted-dev port=PATH removable=R type=T bounce=B bdf=BDF
   HIB verify u-MODE BS@ALIGN rc=N TERSE   (fio --verify=crc32c, BS bytes, buffers ALIGN
                                           bytes into a page; MODE pool or swiotlb)
   HIB stat u MODE BS ALIGN before|after NAME VALUE   (debugfs io_buffer_pool/untrusted,
-                                          plus swiotlb_traced, swiotlb_hiwater)
+                                          plus swiotlb_traced, trace_overrun,
+                                          swiotlb_hiwater: reset before each run)
+
+fio --iomem_align=ALIGN places its first buffer ALIGN bytes into a page and buffer i at
+ALIGN + i * bs after it: with a block size that is not a multiple of 4 KiB the buffers
+cycle through offsets, so "ALIGN" is the offset of every block only where bs is.
 """
+from . import guest
+
 PORT_PATH = '\\_SB_.PCI0.S20_'   # the root port the SSDT names (harness/acpi/extport.asl)
+# make check's runs (check.py passes them to the guest): pool over every size and offset,
+# swiotlb over two; at most 2 mappings per block in flight at iodepth 16
+CHECK_BS = (512, 3584, 4096, 16896, 65536, 131072)
+CHECK_SWIOTLB_BS = (512, 16896)
+CHECK_ALIGN = (0, 512)
+CHECK_IODEPTH = 16
+CHECK_MIB = 2                    # MiB written and verified per run
+SSDT_LOG = 'ACPI: Table Upgrade: install [SSDT-'
+PROTECT_LOG = 'untrusted device: its DMA domain bounces for protection only'
 PAGE = 4096
 LARGEST_CLASS = 128 << 10        # iommu.bounce_classes=0x3f: 4 KiB to 128 KiB
 
@@ -37,66 +53,102 @@ def delta(out, tag, name):
     return a[name] - b[name]
 
 
-def verdicts(out):
+def expected_runs():
+    """The (mode, bs, align) of every run make check asks the guest for."""
+    return [('pool', bs, al) for bs in CHECK_BS for al in CHECK_ALIGN] + \
+        [('swiotlb', bs, al) for bs in CHECK_SWIOTLB_BS for al in CHECK_ALIGN]
+
+
+def guest_args():
+    """The kernel command line that asks the guest for expected_runs()."""
+    return ('hib.scenario=untrusted hib.modes=pool,swiotlb hib.bs=%s hib.swiotlb_bs=%s '
+            'hib.align=%s hib.mib=%d'
+            % (','.join(map(str, CHECK_BS)), ','.join(map(str, CHECK_SWIOTLB_BS)),
+               ','.join(map(str, CHECK_ALIGN)), CHECK_MIB))
+
+
+def disk_mib():
+    """The disk the runs need: each writes CHECK_MIB MiB of its own."""
+    return len(expected_runs()) * CHECK_MIB + 8
+
+
+COUNTERS = ('untrusted_bounced', 'untrusted_swiotlb', 'bounced', 'policy_mapped',
+            'fallback_too_big', 'fallback_off', 'fallback_class_setup', 'swiotlb_traced',
+            'trace_overrun', 'swiotlb_hiwater')
+
+
+def run_verdict(mode, bs, align, ios, d):
+    """(what, ok) for one fio run's counter changes d (COUNTERS), ios its I/Os."""
+    # no cost bouncing in an untrusted domain, and a trace that lost nothing
+    sane = d['bounced'] == d['untrusted_bounced'] and d['policy_mapped'] == 0 \
+        and d['trace_overrun'] == 0
+    # a class is set up by a worker on its first mapping: until then its mappings
+    # are swiotlb's, at most those in flight (2 segments per block at iodepth 16)
+    setup_ok = d['fallback_class_setup'] <= 2 * CHECK_IODEPTH
+    if not must_bounce(bs, align):
+        return ('granule-aligned: mapped, bounced by no one',
+                sane and d['untrusted_bounced'] == 0 and d['untrusted_swiotlb'] == 0
+                and d['swiotlb_traced'] == 0)
+    if mode == 'swiotlb':
+        return ('the pool off: swiotlb bounced every block (%d traced, %d slots at most in '
+                'use), the pool none' % (d['swiotlb_traced'], d['swiotlb_hiwater']),
+                sane and d['untrusted_bounced'] == 0 and d['untrusted_swiotlb'] >= ios
+                and d['fallback_off'] == d['untrusted_swiotlb'] == d['swiotlb_traced']
+                and d['swiotlb_hiwater'] > 0)
+    if pool_holds(bs, align):
+        return ('the pool bounced every block (%d mappings), swiotlb only %d while a class '
+                'was set up' % (d['untrusted_bounced'], d['untrusted_swiotlb']),
+                sane and setup_ok and d['untrusted_bounced'] > 0
+                and d['untrusted_bounced'] + d['untrusted_swiotlb'] >= ios
+                and d['untrusted_swiotlb'] == d['fallback_class_setup'] == d['swiotlb_traced'])
+    # one segment: too big for a class, swiotlb's; split: the pool's
+    return ('what a class holds the pool bounced (%d), the rest swiotlb (%d: too big or '
+            'while a class was set up, traced alike)'
+            % (d['untrusted_bounced'], d['untrusted_swiotlb']),
+            sane and setup_ok and d['fallback_too_big'] <= ios
+            and d['untrusted_bounced'] + d['untrusted_swiotlb'] >= ios
+            and d['fallback_too_big'] + d['fallback_class_setup']
+            == d['untrusted_swiotlb'] == d['swiotlb_traced'])
+
+
+def verdicts(out, console=''):
     """[(name, ok, why)] for make check: the device is untrusted the way firmware makes
-    it, every run verified its data, and the counters show who bounced: the pool every
-    block that must be bounced and that a class holds, swiotlb (its tracepoint
-    agreeing with the pool's count) the rest, and nothing when the pool is off."""
+    it (the console has the kernel's messages), every run of expected_runs() verified
+    its data, and the counters show who bounced (run_verdict())."""
     dev = out.untrusted_dev
     v = [('untrusted: the kernel installed the SSDT from the initramfs',
-          dev.get('ssdt', '0') not in ('', '0'), str(dev)),
+          SSDT_LOG in console, 'no %r on the console' % SSDT_LOG),
          ('untrusted: the NVMe device sits below %s, removable (external-facing port)'
           % PORT_PATH, dev.get('port') == PORT_PATH and dev.get('removable') == 'removable',
           str(dev)),
          ('untrusted: its domain is forced to strict DMA (type %s), with a pool for '
           'protection only (%s)' % (dev.get('type'), dev.get('bounce')),
           dev.get('type') == 'DMA' and dev.get('bounce') == 'on'
-          and dev.get('protect', '0') not in ('', '0'), str(dev))]
-    runs = [(m, bs, rc, fio) for m, bs, rc, fio in out.verify if m.startswith('u-')]
-    v.append(('untrusted: fio verify runs reported', len(runs) > 0, 'no "HIB verify u-" line'))
-    for m, key, rc, fio in runs:
-        mode = m[2:]
-        bs, align = (int(x) for x in key.split('@'))
-        tag = 'u %s %d %d' % (mode, bs, align)
+          and '%s: %s' % (dev.get('bdf'), PROTECT_LOG) in console, str(dev))]
+    runs = {}
+    for m, key, rc, fio in out.verify:
+        if m.startswith('u-') and '@' in key:
+            bs, align = key.split('@')
+            runs[(m[2:], guest.bs_bytes(bs), int(align))] = (m, key, rc, fio)
+    missing = [r for r in expected_runs() if r not in runs]
+    v.append(('untrusted: every fio verify run asked for reported (%d)' % len(runs),
+              not missing, 'missing %s' % missing))
+    for (mode, bs, align), (m, key, rc, fio) in sorted(runs.items()):
+        tag = 'u %s %s %s' % (mode, key.split('@')[0], key.split('@')[1])
         name = 'untrusted %s: fio verify bs=%d at offset %d' % (mode, bs, align)
         ok = rc == 0 and fio is not None and fio.error == 0 and fio.write_kib > 0 \
             and fio.read_kib >= fio.write_kib
         v.append(('%s (wrote %d KiB, read back and checked %d KiB)'
                   % (name, fio.write_kib if fio else 0, fio.read_kib if fio else 0), ok,
                   out.verify_errors.get((m, key), 'rc=%d' % rc)))
-        ios = int(round((fio.write_kib + fio.read_kib) * 1024 / bs)) if fio else 0
-        d = {k: delta(out, tag, k) for k in ('untrusted_bounced', 'untrusted_swiotlb',
-                                             'fallback_too_big', 'fallback_off',
-                                             'fallback_class_setup', 'swiotlb_traced')}
+        # KiB rounded down: never more I/Os than fio did
+        ios = int((fio.write_kib + fio.read_kib) * 1024 // bs) if fio else 0
+        d = {k: delta(out, tag, k) for k in COUNTERS}
         if None in d.values():
             v.append((name + ': counters', False, 'missing stat lines for %r' % tag))
             continue
-        why = '%d I/Os, counter changes %s' % (ios, d)
-        if not must_bounce(bs, align):
-            want = d['untrusted_bounced'] == 0 and d['untrusted_swiotlb'] == 0 \
-                and d['swiotlb_traced'] == 0
-            what = 'granule-aligned: mapped, bounced by no one'
-        elif mode == 'swiotlb':
-            want = d['untrusted_bounced'] == 0 and d['untrusted_swiotlb'] >= ios \
-                and d['fallback_off'] == d['untrusted_swiotlb'] == d['swiotlb_traced']
-            what = 'the pool off: swiotlb bounced every block (%d traced), the pool none' \
-                % d['swiotlb_traced']
-        elif pool_holds(bs, align):
-            # a class is set up on its first mapping, by a worker: until then its
-            # mappings are swiotlb's, counted as fallback_class_setup
-            want = d['untrusted_bounced'] + d['untrusted_swiotlb'] >= ios \
-                and d['untrusted_swiotlb'] == d['fallback_class_setup'] == d['swiotlb_traced']
-            what = ('the pool bounced every block (%d mappings), swiotlb only %d while a '
-                    'class was set up' % (d['untrusted_bounced'], d['untrusted_swiotlb']))
-        else:
-            # one segment: too big for a class, swiotlb's; split: the pool's
-            want = d['untrusted_bounced'] + d['untrusted_swiotlb'] >= ios \
-                and d['fallback_too_big'] + d['fallback_class_setup'] \
-                == d['untrusted_swiotlb'] == d['swiotlb_traced']
-            what = ('what a class holds the pool bounced (%d), the rest swiotlb (%d: too big '
-                    'or while a class was set up, traced alike)'
-                    % (d['untrusted_bounced'], d['untrusted_swiotlb']))
-        v.append(('%s: %s' % (name, what), want, why))
+        what, want = run_verdict(mode, bs, align, ios, d)
+        v.append(('%s: %s' % (name, what), want, '%d I/Os, counter changes %s' % (ios, d)))
     return v
 
 
@@ -109,22 +161,21 @@ NOISE = 0.03
 
 def cell_counts(stats):
     """{(rw, bs, numjobs, rep): {counter: change}} over each alternating run of a boot,
-    from its "HIB stat" lines in order (tag "MODE,MODE RW BS NJ REP")."""
+    from its "HIB stat" lines in order (tag "MODE,MODE RW BS NJ REP"), the first from
+    the counters the boot left (tag "start")."""
     out, prev = {}, {}
     for tag, vals in stats.items():
         f = tag.split()
         # the modes in the order that cell ran them
+        if tag == 'start':
+            prev = vals
+            continue
         if len(f) != 5 or sorted(f[0].split(',')) != sorted(BENCH_MODES):
             continue
-        key = (f[1], bs_of(f[2]), int(f[3]), int(f[4]))
+        key = (f[1], guest.bs_bytes(f[2]), int(f[3]), int(f[4]))
         out[key] = {k: v - prev.get(k, 0) for k, v in vals.items()}
         prev = vals
     return out
-
-
-def bs_of(token):
-    s = token.strip().lower()
-    return int(s[:-1]) * 1024 if s.endswith('k') else int(s)
 
 
 def bench_rows(cells, counts, align, paired):
