@@ -143,6 +143,8 @@ def main():
     threshold = next((f.split('=', 1)[1] for m in out.modes if m[0] == 'pool'
                       for f in m if f.startswith('threshold=')), None)
     pcost = report.pool_cost(cells, cost, threshold)
+    own = report.pool_own_time(out, cells)
+    doc['pool_own_time'] = own
     machine = report.machine(a.iommu)
     os.makedirs(a.out, exist_ok=True)
     written = []
@@ -159,7 +161,7 @@ def main():
                            'harness': report.harness_commit(TOP),
                            'pool_stats': {k: v for k, v in out.stats.items()
                                           if 'pool' in k.split()[0]}},
-                          pcost, aa_doc, how)
+                          pcost, aa_doc, how, own)
         written += ['bench.json', 'bench.md', 'bench.png']
     aa = report.aa(cells)
     if aa:

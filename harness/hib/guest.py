@@ -8,6 +8,9 @@ Line kinds (see harness/guest/init):
   HIB fio MODE RW BS NUMJOBS REP TERSE
   HIB prof MODE RW BS NUMJOBS REP cpu=N FUNCTION HITS TIME UNIT AVG UNIT S2 UNIT
   HIB pfio MODE RW BS NUMJOBS 0 TERSE    (the fio run the profile lines of REP 0 timed)
+  HIB pprof MODE RW BS NUMJOBS 0 cpu=N FUNCTION HITS TIME UNIT ...  (the pool's entry
+                                    points alone under the profiler, in a run of their own)
+  HIB ppfio MODE RW BS NUMJOBS 0 TERSE   (that run; its policy lines carry pprof:MODE)
   HIB alt RW BS NUMJOBS REP MODE,MODE... SECTORS NS SEGS... SKIP_MS SEG_MS
                                     (modes taking turns in one fio run, harness/guest/alt.c:
                                      per mode the sectors transferred in its windows, their
@@ -196,6 +199,8 @@ class Output:
         self.pcells = {}         # key -> Fio of a profiled run (rep 0)
         self.alt_windows = []    # (skip ms, segment ms) of every alternating run
         self.prof = collections.defaultdict(list)   # key -> [Prof]
+        self.pprof = collections.defaultdict(list)  # key -> [Prof] of the pool's functions
+        self.ppcells = {}        # key -> Fio of that run
         self.verify = []         # (mode, bs, rc, Fio or None)
         self.verify_errors = {}  # (mode, bs) -> text
         self.stats = collections.defaultdict(dict)   # tag -> {counter: value}
@@ -285,10 +290,14 @@ def parse(text):
             if len(f) < 6:
                 raise ParseError('short pfio line: %r' % line)
             o.pcells[_key(f)] = parse_terse(f[5])
-        elif kind == 'prof':
+        elif kind in ('prof', 'pprof'):
             if len(f) < 6:
-                raise ParseError('short prof line: %r' % line)
-            o.prof[_key(f)].append(parse_prof(f[5:]))
+                raise ParseError('short %s line: %r' % (kind, line))
+            (o.prof if kind == 'prof' else o.pprof)[_key(f)].append(parse_prof(f[5:]))
+        elif kind == 'ppfio':
+            if len(f) < 6:
+                raise ParseError('short ppfio line: %r' % line)
+            o.ppcells[_key(f)] = parse_terse(f[5])
         elif kind == 'verify':
             if len(f) < 3 or not f[2].startswith('rc='):
                 raise ParseError('bad verify line: %r' % line)

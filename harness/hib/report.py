@@ -523,8 +523,77 @@ def plot(cells, path):
     plt.close(fig)
 
 
+def _class_of(bs):
+    """The pool's class (slot size) for a page-aligned block of bs bytes."""
+    c = 4096
+    while c < bs:
+        c *= 2
+    return c
+
+
+def pool_own_time(out, cells):
+    """The pool's own time per call, from the runs that profiled its entry points alone
+    (guest Output.pprof): per pool mode, rw and block size, ns per map and per unmap
+    call in io_buffer_pool_{map,unmap}_{page,sg}, the policy's decision for that size
+    and direction after the run, and the share of strict's map+unmap time per call
+    (same rw and size, numjobs 1) that the two are.  Where the decision is "map", that
+    is what the policy's sampling and decision cost on top of the normal path."""
+    rows = []
+    for key in sorted(out.pprof, key=lambda k: (_order(k[0]), k[1], bs_bytes(k[2]))):
+        mode, rw, bs = key[0], key[1], bs_bytes(key[2])
+        profs = out.pprof[key]
+        m_us, m_n = guest.iommu_time(profs, 'io_buffer_pool_map_')
+        u_us, u_n = guest.iommu_time(profs, 'io_buffer_pool_unmap_')
+        if not m_n or not u_n:
+            continue
+        want = ('from_device' if 'read' in rw else 'to_device', _class_of(bs))
+        dec = next((p['decision'] for p in out.policy
+                    if p['modes'] == ['pprof:' + mode] and p['rw'] == rw and p['bs'] == bs
+                    and (p['dir'], p['class']) == want), None)
+        strict = cells.get(('strict', rw, bs, 1))
+        pair = None
+        if strict:
+            t = collections.Counter()
+            for r in profiled(strict):
+                for f in ('map_us', 'map_calls', 'unmap_us', 'unmap_calls'):
+                    t[f] += r[f]
+            if t['map_calls'] and t['unmap_calls']:
+                pair = t['map_us'] / t['map_calls'] + t['unmap_us'] / t['unmap_calls']
+        own = m_us / m_n + u_us / u_n
+        rows.append({'mode': mode, 'rw': rw, 'bs': bs, 'decision': dec,
+                     'map_ns': round(1000 * m_us / m_n), 'unmap_ns': round(1000 * u_us / u_n),
+                     'map_calls': m_n, 'unmap_calls': u_n,
+                     'strict_map_unmap_us': round(pair, 2) if pair else None,
+                     'share_of_strict': round(own / pair, 4) if pair else None})
+    return rows
+
+
+def pool_own_md(rows):
+    """bench.md's section on the pool's own time per call."""
+    if not rows:
+        return []
+    lines = ['', '## The pool\'s own time per call', '',
+             'Its entry points alone under the function profiler, in short runs of their own '
+             '(numjobs 1): where the policy maps, the time of its sampling and decision on top '
+             'of the normal path; where it bounces, the whole bounce. share: of strict\'s '
+             'map+unmap time per call (profiled, same size and direction).', '',
+             '| mode | rw | bs | decision | pool map ns | pool unmap ns | strict map+unmap us '
+             '| share |', '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append('| %s | %s | %s | %s | %d | %d | %s | %s |' % (
+            r['mode'], r['rw'], _size(r['bs']), r['decision'] or '-', r['map_ns'],
+            r['unmap_ns'], r['strict_map_unmap_us'] or '-',
+            '%.1f %%' % (100 * r['share_of_strict']) if r['share_of_strict'] else '-'))
+    maps = [r['share_of_strict'] for r in rows if r['decision'] == 'map' and r['share_of_strict']]
+    if maps:
+        lines += ['', 'Where the policy maps: its own time is %.1f-%.1f %% of a map+unmap '
+                  '(median %.1f %%, %d cells).' % (100 * min(maps), 100 * max(maps),
+                                                   100 * statistics.median(maps), len(maps))]
+    return lines
+
+
 def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None, aa_doc=None,
-          how=None):
+          how=None, own=None):
     """Write bench.json, bench-detail.json, bench.md and bench.png into outdir."""
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, 'bench.json'), 'w') as f:
@@ -538,6 +607,11 @@ def write(outdir, doc, cells, cost, machine, detail_extra=None, pcost=None, aa_d
         json.dump(detail, f, indent=1)
         f.write('\n')
     md = bench_md(doc, cells, cost, machine, pcost, aa_doc, how)
+    if own:
+        tail = 'Produced by'
+        extra = '\n'.join(pool_own_md(own)) + '\n'
+        at = md.rfind('\n' + tail)
+        md = md[:at + 1] + extra.lstrip('\n') + '\n' + md[at + 1:] if at >= 0 else md + extra
     with open(os.path.join(outdir, 'bench.md'), 'w') as f:
         f.write(md)
     plot(cells, os.path.join(outdir, 'bench.png'))
