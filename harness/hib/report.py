@@ -560,6 +560,8 @@ def pool_own_time(out, cells):
             if t['map_calls'] and t['unmap_calls']:
                 pair = t['map_us'] / t['map_calls'] + t['unmap_us'] / t['unmap_calls']
         own = m_us / m_n + u_us / u_n
+        if mode == 'strict':
+            dec = 'none'    # the control: the pool off, its entry points return at once
         rows.append({'mode': mode, 'rw': rw, 'bs': bs, 'decision': dec,
                      'map_ns': round(1000 * m_us / m_n), 'unmap_ns': round(1000 * u_us / u_n),
                      'map_calls': m_n, 'unmap_calls': u_n,
@@ -589,6 +591,12 @@ def pool_own_md(rows):
         lines += ['', 'Where the policy maps: its own time is %.1f-%.1f %% of a map+unmap '
                   '(median %.1f %%, %d cells).' % (100 * min(maps), 100 * max(maps),
                                                    100 * statistics.median(maps), len(maps))]
+    ctl = [r['share_of_strict'] for r in rows if r['decision'] == 'none' and r['share_of_strict']]
+    if ctl:
+        lines += ['', 'The control, strict (the pool off: its entry points return at once): '
+                  '%.1f-%.1f %% (median %.1f %%), what the profiler and interrupts taken '
+                  'inside them add.' % (100 * min(ctl), 100 * max(ctl),
+                                        100 * statistics.median(ctl))]
     return lines
 
 
