@@ -121,6 +121,22 @@ class GuestOutput(unittest.TestCase):
         self.assertFalse(check.top_range_ok({key: [(131072, 0xfffffffffffc0000)]},
                                             'pool-all after')[0])
         self.assertFalse(check.top_range_ok({key: [(131072, 0x100000)]}, 'pool-all after')[0])
+
+    def test_top_slots_used(self):
+        import check
+        b = {'bounced': 7, 'fallback_class_full': 0, 'slots_mapped': 2}
+        # the class ran full: both slots in flight at once
+        self.assertTrue(check.top_used(b, {'bounced': 263, 'fallback_class_full': 4,
+                                           'slots_mapped': 1})[0])
+        # never full, but both slots hold a mapping at the end
+        self.assertTrue(check.top_used(b, {'bounced': 263, 'fallback_class_full': 0,
+                                           'slots_mapped': 2})[0])
+        # one slot only: the topmost may never have served
+        self.assertFalse(check.top_used(b, {'bounced': 263, 'fallback_class_full': 0,
+                                            'slots_mapped': 1})[0])
+        # nothing bounced
+        self.assertFalse(check.top_used(b, {'bounced': 7, 'fallback_class_full': 3,
+                                            'slots_mapped': 2})[0])
         self.assertEqual(check.top_range_ok({}, 'pool-all after'), (False, 0))
 
     def test_ranges(self):
