@@ -3,7 +3,7 @@
 # install what they need; `make aa` and `make regimes` are the bench's companions.
 PY := /usr/bin/python3
 
-.PHONY: all bench aa regimes mapbench hostnoise check soak unit deps prepare kernels clean
+.PHONY: all bench scale aa regimes mapbench hostnoise check soak unit deps prepare kernels clean
 all: check
 
 deps:
@@ -28,17 +28,37 @@ build/acpi-untrusted.cpio: harness/acpi/extport.asl
 # About 30 min of guest time, and 7 min before it for the untrusted regime (an NVMe
 # device behind an external-facing port: swiotlb against the pool, rows in
 # results/regimes.json; UNTRUSTED=0 leaves it out, and its failure does not keep the
-# main bench from running, only makes the target fail at the end).  Knobs:
-# BENCH_ARGS="--reps 5 --runtime 4 --modes strict,pool --bs 4k",
-# UNTRUSTED_ARGS="--reps 8 --offsets 512".
+# main bench from running, only makes the target fail at the end), and after it make
+# scale (below; SCALE=0 leaves it out, its failure too only makes the target fail).
+# Knobs: BENCH_ARGS="--reps 5 --runtime 4 --modes strict,pool --bs 4k",
+# UNTRUSTED_ARGS="--reps 8 --offsets 512", SCALE_ARGS (below).
 UNTRUSTED ?= 1
+SCALE ?= 1
 bench: prepare
 	harness/kernel.sh build bench
 	$(MAKE) build/initramfs.cpio build/acpi-untrusted.cpio
 	@rc=0; \
 	if [ "$(UNTRUSTED)" = 1 ]; then $(PY) harness/untrusted_bench.py $(UNTRUSTED_ARGS) || rc=$$?; fi; \
 	$(PY) harness/bench.py $(BENCH_ARGS) || exit $$?; \
-	[ $$rc = 0 ] || echo "bench: the untrusted regime FAILED (see above)" >&2; exit $$rc
+	[ $$rc = 0 ] || echo "bench: the untrusted regime FAILED (see above)" >&2; \
+	if [ "$(SCALE)" = 1 ]; then \
+		{ harness/kernel.sh build lockstat && $(PY) harness/scale.py $(SCALE_ARGS); } || \
+		{ echo "bench: make scale FAILED (see above)" >&2; rc=1; }; \
+	fi; exit $$rc
+
+# Issue 14, the pool with 4 vCPUs (results/scale.json and scale.md), about 9 min of guest
+# time: a boot of the bench kernel with -smp 4 (strict and pool taking turns, read and
+# write 4k with 1 and 4 jobs: each mode's scaling 1 -> 4; then a 4k read's cost per
+# mapping under the function profiler: the pool's map, unmap, copies and zeroing), and
+# two of the lockstat kernel (bench + CONFIG_LOCK_STAT) with -smp 4 and 4 jobs, without
+# (iommu.bounce_cpu_slots=0) and with the per-CPU slot caches: the pool's lock
+# contentions per 1000 bounces.  The first run builds the lockstat kernel (a full build).
+# SCALE_ARGS="--reps 8 --lock-runtime 8"; --from-log rebuilds the report from the logs.
+scale: prepare
+	harness/kernel.sh build bench
+	harness/kernel.sh build lockstat
+	$(MAKE) build/initramfs.cpio
+	$(PY) harness/scale.py $(SCALE_ARGS)
 
 # The A/A run: strict against itself, taking turns as strict and pool do in the bench:
 # the noise floor of the bench's within-run ratios, results/aa.json and aa.md, in about

@@ -4,7 +4,8 @@
 # kernel.sh prepare        extract Debian's linux-source-6.12 into build/linux as a git
 #                          tree (import tagged "base") and apply patches/series with git am
 # kernel.sh build FLAVOUR  configure and build build/obj-FLAVOUR/arch/x86/boot/bzImage
-#                          from harness/configs/base.config + FLAVOUR.config
+#                          from harness/configs/base.config + FLAVOUR.config (after
+#                          the fragments its "# extends: NAME..." line names)
 # kernel.sh patchwise      build drivers/iommu/ at every patch of the series, W=1
 # kernel.sh modules FLAVOUR  build the harness's test modules (harness/modules/) against
 #                          build/obj-FLAVOUR and pack them as build/obj-FLAVOUR/hib-modules.cpio,
@@ -113,9 +114,15 @@ prepare() {
 }
 
 build() {
-	local fl=$1 obj=$B/obj-$1 frags h
+	local fl=$1 obj=$B/obj-$1 frags h e
 	[ -f "$TOP/harness/configs/$fl.config" ] || die "no harness/configs/$fl.config"
-	frags=("$TOP/harness/configs/base.config" "$TOP/harness/configs/$fl.config")
+	frags=("$TOP/harness/configs/base.config")
+	# a flavour built on others (lockstat: the bench kernel and more) names them
+	for e in $(sed -n 's/^# extends: *//p' "$TOP/harness/configs/$fl.config"); do
+		[ -f "$TOP/harness/configs/$e.config" ] || die "$fl.config extends $e: no harness/configs/$e.config"
+		frags+=("$TOP/harness/configs/$e.config")
+	done
+	frags+=("$TOP/harness/configs/$fl.config")
 	# A patch can change a Kconfig default: the series is part of the key too.
 	h=$( (cat "${frags[@]}"; series_hash) | sha256sum | cut -d' ' -f1)
 	mkdir -p "$obj"

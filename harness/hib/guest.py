@@ -11,6 +11,9 @@ Line kinds (see harness/guest/init):
   HIB pprof MODE RW BS NUMJOBS 0 cpu=N FUNCTION HITS TIME UNIT ...  (the pool's entry
                                     points alone under the profiler, in a run of their own)
   HIB ppfio MODE RW BS NUMJOBS 0 TERSE   (that run; its policy lines carry pprof:MODE)
+  HIB lockstat MODE RW BS NUMJOBS REP LINE  (hib.lockstat=1: a line of /proc/lock_stat
+                                    after the fio run, cleared right before it; the
+                                    lines of classes named like the pool's locks)
   HIB alt RW BS NUMJOBS REP MODE,MODE... SECTORS NS SEGS... SKIP_MS SEG_MS
                                     (modes taking turns in one fio run, harness/guest/alt.c:
                                      per mode the sectors transferred in its windows, their
@@ -201,6 +204,7 @@ class Output:
         self.prof = collections.defaultdict(list)   # key -> [Prof]
         self.pprof = collections.defaultdict(list)  # key -> [Prof] of the pool's functions
         self.ppcells = {}        # key -> Fio of that run
+        self.lockstat = collections.defaultdict(list)   # key -> [lock_stat line]
         self.verify = []         # (mode, bs, rc, Fio or None)
         self.verify_errors = {}  # (mode, bs) -> text
         self.stats = collections.defaultdict(dict)   # tag -> {counter: value}
@@ -298,6 +302,10 @@ def parse(text):
             if len(f) < 6:
                 raise ParseError('short ppfio line: %r' % line)
             o.ppcells[_key(f)] = parse_terse(f[5])
+        elif kind == 'lockstat':
+            if len(f) < 6:
+                raise ParseError('short lockstat line: %r' % line)
+            o.lockstat[_key(f)].append(' '.join(f[5:]))
         elif kind == 'verify':
             if len(f) < 3 or not f[2].startswith('rc='):
                 raise ParseError('bad verify line: %r' % line)

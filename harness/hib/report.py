@@ -54,16 +54,17 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def machine(iommu, mem='2 GiB'):
-    """One line naming the host and the emulated guest (its RAM mem), for every report."""
+def machine(iommu, mem='2 GiB', vcpus=2):
+    """One line naming the host and the emulated guest (its RAM mem, its vCPUs), for
+    every report."""
     cpu = 'unknown CPU'
     try:
         with open('/proc/cpuinfo') as f:
             cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
     except (OSError, StopIteration):
         pass
-    return ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, 2 vCPUs, '
-            '%s, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), mem, iommu))
+    return ('Host: %s, %d cores, %s; guest: QEMU TCG (no KVM), q35, -cpu max, %d vCPUs, '
+            '%s, %s IOMMU.' % (cpu, os.cpu_count(), platform.release(), vcpus, mem, iommu))
 
 
 def _order(mode):
