@@ -18,7 +18,7 @@ from . import guest
 MIN_FAULTS = 2     # a fault case passes only when at least this many faults landed
 FAULT_CASES = ['fault-%s-%d' % (k, p) for k in ('alloc', 'map') for p in (1, 10, 100)]
 CASES = ['bad-input'] + FAULT_CASES + ['idle', 'shrinker', 'memory-hog', 'concurrent',
-                                       'unbind', 'hotplug', 'leak-check']
+                                       'cpu-offline', 'unbind', 'hotplug', 'leak-check']
 
 # What the boot command line of the reliability run gives each knob, in order: valid
 # boundary values first, then values that must be refused (and leave the valid one).
@@ -221,6 +221,25 @@ def _concurrent(o):
     return c.done()
 
 
+def _cpu_offline(o):
+    """cpu-offline: after two verifying jobs, CPU 1 holds slots in its per-CPU caches;
+    taking it offline moves them to the class lists (none freed, none lost: as many
+    mapped and cached as before), and verified I/O goes through the pool on CPU 0."""
+    c = _Case(o, 'cpu-offline')
+    c.fio('cpu-offline-fill', jobs=2)
+    held = c.value('cpu-offline before', 'cpu1_cached')
+    c.check(held > 0, 'CPU 1 cached no slot before it went offline: nothing to show')
+    c.check(c.value('cpu-offline down', 'cpu1_cached') == 0,
+            'CPU 1 still holds cached slots once offline')
+    for k in ('slots_mapped', 'slots_cached'):
+        c.check(c.delta('cpu-offline before', 'cpu-offline down', k) == 0,
+                '%s changed when CPU 1 went offline' % k)
+    c.no_leak('cpu-offline before')
+    c.no_leak('cpu-offline down')
+    c.served('cpu-offline', 'cpu-offline down')
+    return c.done()
+
+
 def _unbind(o):
     """unbind: the NVMe driver is unbound under fio load through the pool and bound
     again; no slot is left in flight, and verified I/O goes through the pool again."""
@@ -304,8 +323,8 @@ def _leak_check(o):
 def evaluate(o):
     """The rows of every case from one guest.Output, in CASES order."""
     rows = [_bad_input(o)] + [_fault(o, n) for n in FAULT_CASES]
-    rows += [_idle(o), _shrinker(o), _memory_hog(o), _concurrent(o), _unbind(o), _hotplug(o),
-             _leak_check(o)]
+    rows += [_idle(o), _shrinker(o), _memory_hog(o), _concurrent(o), _cpu_offline(o),
+             _unbind(o), _hotplug(o), _leak_check(o)]
     return rows
 
 
