@@ -584,6 +584,21 @@ class Reliability(unittest.TestCase):
         self.assertEqual(len(old), 1)
         return text.replace(old[0], 'HIB stat %s %s %d' % (tag, counter, value))
 
+    def test_cpu_offline_with_slots_left_fails(self):
+        def edit(t):
+            # the offline CPU kept its cached slots: the hotplug callback did nothing
+            return self._stat(t, 'cpu-offline down', 'cpu1_cached', 28)
+        r = self.rows(edit=edit)['cpu-offline']
+        self.assertFalse(r['passed'])
+        self.assertIn('still holds', ' '.join(r['failures']))
+
+    def test_cpu_offline_losing_slots_fails(self):
+        def edit(t):
+            return self._stat(t, 'cpu-offline down', 'slots_cached', 24)
+        r = self.rows(edit=edit)['cpu-offline']
+        self.assertFalse(r['passed'])
+        self.assertIn('slots_cached changed', ' '.join(r['failures']))
+
     def test_fallback_mismatch_fails(self):
         def edit(t):
             # fewer fallbacks than faults: a failed fill that did not fall back
