@@ -199,15 +199,24 @@ class AltHelper(unittest.TestCase):
         """B writes at three times A's read rate: with a skip longer than the device's
         lag, hib-alt must find 3, in equal numbers of turns of the length asked, in an
         order that changes from cycle to cycle."""
-        stat, knob, turns = self.device('two', {'A': 8, 'B': 24}, 0.006, writes='B')
-        r = self.run_alt(stat, 40, 12, 20, 600, 1, 0, knob + '=A', knob + '=B')
-        self.assertEqual(r.returncode, 0, r.stderr)
-        (ra, ns_a, segs_a), (rb, _, segs_b) = self.rates(r.stdout, 2)[0]
-        self.assertEqual(segs_a, segs_b)
-        self.assertGreaterEqual(segs_a, 7)
-        self.assertAlmostEqual(ns_a / segs_a / 1e6, 40 - 12, delta=8)
-        self.assertGreater(rb / ra, 2.5)
-        self.assertLess(rb / ra, 3.5)
+        # a fake device in real time: a host busy elsewhere can stretch one run, so a
+        # run that misses is tried again, twice at most (each miss is printed)
+        for attempt in range(3):
+            stat, knob, turns = self.device('two%d' % attempt, {'A': 8, 'B': 24}, 0.006,
+                                            writes='B')
+            r = self.run_alt(stat, 40, 12, 20, 600, 1, 0, knob + '=A', knob + '=B')
+            self.assertEqual(r.returncode, 0, r.stderr)
+            (ra, ns_a, segs_a), (rb, _, segs_b) = self.rates(r.stdout, 2)[0]
+            miss = [why for ok, why in (
+                (segs_a == segs_b, 'turns %d and %d' % (segs_a, segs_b)),
+                (segs_a >= 7, '%d turns' % segs_a),
+                (abs(ns_a / segs_a / 1e6 - (40 - 12)) <= 8, 'turns of %.1f ms'
+                 % (ns_a / segs_a / 1e6)),
+                (2.5 < rb / ra < 3.5, 'rate ratio %.3f' % (rb / ra))) if not ok]
+            if not miss:
+                break
+            print('test_rates_per_mode: attempt %d missed: %s' % (attempt + 1, ', '.join(miss)))
+        self.assertEqual(miss, [])
         # shuffled cycles: some turns of one mode follow each other (AB BA: a double
         # turn of A), and some do not
         lengths = [b[1] - a[1] for a, b in zip(turns[1:], turns[2:])]
