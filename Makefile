@@ -29,7 +29,8 @@ build/acpi-untrusted.cpio: harness/acpi/extport.asl
 # device behind an external-facing port: swiotlb against the pool, rows in
 # results/regimes.json; UNTRUSTED=0 leaves it out, and its failure does not keep the
 # main bench from running, only makes the target fail at the end), and after it make
-# scale (below; SCALE=0 leaves it out, its failure too only makes the target fail).
+# scale (below, 7 min more and a lockstat kernel build the first time; SCALE=0 leaves it
+# out, its failure too only makes the target fail).
 # Knobs: BENCH_ARGS="--reps 5 --runtime 4 --modes strict,pool --bs 4k",
 # UNTRUSTED_ARGS="--reps 8 --offsets 512", SCALE_ARGS (below).
 UNTRUSTED ?= 1

@@ -400,7 +400,7 @@ def main():
                 checkpatch(t)
             built = step(t, 'build the test kernel', ['harness/kernel.sh', 'build', 'test'])
             if built and series() and not a.soak:
-                step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/)',
+                step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/, test and users\' configs)',
                      ['harness/kernel.sh', 'patchwise'])
             built = step(t, 'build the test modules for the test kernel (W=1)',
                          ['harness/kernel.sh', 'modules', 'test']) and built

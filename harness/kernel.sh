@@ -154,32 +154,40 @@ build() {
 }
 
 # Every patch of the series must build on its own: check out each commit of
-# base..HEAD in a worktree and build drivers/iommu/ with W=1, using the test
-# kernel's config.  Fails on a build error or on any W=1 warning.
+# base..HEAD in a worktree and build drivers/iommu/ with W=1, with the test
+# kernel's config and with it as users build it (no KUnit, no DMA-API debug, no
+# fault injection: code only the tests use shows up there as unused).  Fails on
+# a build error or on any W=1 warning.
 patchwise() {
-	local wt=$B/patchwise obj=$B/obj-patchwise cfg=$B/obj-test/.config
-	local c out n=0 fail=0
+	local wt=$B/patchwise cfg=$B/obj-test/.config
+	local c out n=0 fail=0 kind obj
 	[ -f "$cfg" ] || die "patchwise needs $cfg: build the test kernel first"
 	git_k worktree prune
 	[ -e "$wt/.git" ] || git_k worktree add -q --detach "$wt" HEAD
-	mkdir -p "$obj"
-	local mk=(kmake -C "$wt" O="$obj")
 	for c in $(git_k rev-list --reverse base..HEAD); do
 		n=$((n + 1))
 		git -C "$wt" checkout -q --detach "$c"
-		cp "$cfg" "$obj/.config"
-		"${mk[@]}" olddefconfig >/dev/null
-		if ! out=$("${mk[@]}" -j"$JOBS" W=1 drivers/iommu/ 2>&1); then
-			echo "patch $n ($(git -C "$wt" log --format=%s -1)): build FAILED"
-			echo "$out" | tail -20
-			fail=1
-		elif echo "$out" | grep -q 'warning:'; then
-			echo "patch $n ($(git -C "$wt" log --format=%s -1)): W=1 warnings"
-			echo "$out" | grep -A3 'warning:' | head -20
-			fail=1
-		else
-			echo "patch $n ($(git -C "$wt" log --format=%s -1)): builds, W=1 clean"
-		fi
+		for kind in test lean; do
+			obj=$B/obj-patchwise
+			[ "$kind" = test ] || obj=$B/obj-patchwise-lean
+			mkdir -p "$obj"
+			cp "$cfg" "$obj/.config"
+			[ "$kind" = test ] || "$wt/scripts/config" --file "$obj/.config" \
+				-d KUNIT -d IOMMU_IO_BUFFER_KUNIT_TEST -d DMA_API_DEBUG \
+				-d IOMMU_IO_BUFFER_FAULT_INJECTION
+			kmake -C "$wt" O="$obj" olddefconfig >/dev/null
+			if ! out=$(kmake -C "$wt" O="$obj" -j"$JOBS" W=1 drivers/iommu/ 2>&1); then
+				echo "patch $n ($(git -C "$wt" log --format=%s -1)), $kind config: build FAILED"
+				echo "$out" | tail -20
+				fail=1
+			elif echo "$out" | grep -q 'warning:'; then
+				echo "patch $n ($(git -C "$wt" log --format=%s -1)), $kind config: W=1 warnings"
+				echo "$out" | grep -A3 'warning:' | head -20
+				fail=1
+			else
+				echo "patch $n ($(git -C "$wt" log --format=%s -1)), $kind config: builds, W=1 clean"
+			fi
+		done
 	done
 	[ $n -gt 0 ] || echo "no patches in base..HEAD"
 	return $fail

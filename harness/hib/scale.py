@@ -281,14 +281,6 @@ def scale_doc(scal, brk, locks):
         'scaling': scal, 'read_4k': brk, 'lock': dict(locks, classes=list(LOCK_CLASSES))}
 
 
-def _iv(e):
-    if e is None:
-        return '-'
-    if e['low'] is None:
-        return '%.3f' % e['median']
-    return '%.3f [%.3f-%.3f]' % (e['median'], e['low'], e['high'])
-
-
 def _met(v):
     return 'n/a (the boot failed)' if v is None else 'met' if v else 'NOT met'
 
@@ -308,8 +300,8 @@ def scale_md(doc):
         def med(m, nj):
             return '%.0f' % statistics.median(s['iops'][m][str(nj)])
         lines.append('| %s | %s | %s | %s | %s | %s | %s | %s |' % (
-            rw, med('strict', 1), med('strict', 4), _iv(s['strict']), med('pool', 1),
-            med('pool', 4), _iv(s['pool']), _iv(s['pool_vs_strict'])))
+            rw, med('strict', 1), med('strict', 4), report._iv(s['strict']), med('pool', 1),
+            med('pool', 4), report._iv(s['pool']), report._iv(s['pool_vs_strict'])))
     ts = t['pool_scaling_at_least_strict']
     lines += ['', 'Target: the pool\'s scaling at least strict\'s (median of the paired ratio '
               'at least %.2f in every rw): %s.' % (ts['at_least'], _met(ts['met'])), '']

@@ -3,6 +3,7 @@
 1000 bounces, the scaling 1 -> 4 jobs, the 4k read's cost per mapping, the report."""
 import os
 import re
+import subprocess
 import tempfile
 import unittest
 
@@ -20,16 +21,18 @@ def lock_stat():
         return f.read()
 
 
+INIT = os.path.join(os.path.dirname(DATA), '..', 'guest', 'init')
+
+
 def guest_dump(text):
-    """What the guest's lock_dump prints of text: the entries of classes named like
-    "iobp_", blank lines left out, whitespace collapsed by the result port's parser."""
-    keep, lines = False, []
-    for line in text.splitlines():
-        if re.search(r': +[0-9]', line):
-            keep = 'iobp_' in line
-        if line.strip() and (keep or '*WARNING*' in line):
-            lines.append('HIB lockstat %s %s' % (TAG, line.strip()))
-    return lines
+    """What the guest's lock_dump prints of text: its awk program, taken from
+    harness/guest/init and run on text here, each line as `read -r` and out give it."""
+    with open(INIT) as f:
+        prog = re.search(r"^lock_dump\(\) \{.*?\n\tawk '([^']*)'", f.read(), re.S | re.M)
+    assert prog, 'no awk program in lock_dump() of harness/guest/init'
+    kept = subprocess.run(['awk', prog.group(1)], input=text, capture_output=True,
+                          text=True, check=True).stdout
+    return ['HIB lockstat %s %s' % (TAG, line.strip()) for line in kept.splitlines()]
 
 
 def lock_boot(slots='8', text=None, before=1000, after=201000, drop=()):
