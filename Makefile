@@ -3,7 +3,7 @@
 # install what they need; `make aa` and `make regimes` are the bench's companions.
 PY := /usr/bin/python3
 
-.PHONY: all bench scale aa regimes mapbench hostnoise check soak unit deps prepare kernels clean
+.PHONY: all bench scale aa regimes mapbench hostnoise check soak unit series deps prepare kernels clean
 all: check
 
 deps:
@@ -12,7 +12,8 @@ deps:
 prepare: deps
 	harness/kernel.sh prepare
 
-build/initramfs.cpio: harness/guest/init harness/guest/alt.c harness/mkinitramfs.sh
+build/initramfs.cpio: harness/guest/init $(wildcard harness/guest/*.sh) harness/guest/alt.c \
+		harness/mkinitramfs.sh
 	@$(MAKE) -s deps
 	@mkdir -p build
 	harness/mkinitramfs.sh $@
@@ -93,6 +94,12 @@ hostnoise:
 
 check: deps
 	$(PY) harness/check.py $(CHECK_ARGS)
+
+# The series as it would be posted, under build/series/: b4 prep and b4 send -o (writes
+# mail files, sends nothing), the cover letter carrying results/'s tables and the
+# recipients scripts/get_maintainer.pl names; about 2 min (a worktree of the tree).
+series: prepare
+	$(PY) harness/series.py $(SERIES_ARGS)
 
 # The reliability run alone, every fio size 8 times (CHECK_ARGS="--scale 16" for more):
 # results/reliability-soak.json and .md.

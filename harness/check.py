@@ -3,10 +3,12 @@
 """make check: every test of the project, one verdict each, "N passed, N failed" last.
 
 Stages: the harness's own unit tests; checkpatch --strict on every patch of the series;
-the test kernel build (KASAN, lockdep, kmemleak, DMA-API debug, KUnit); one boot of it
-with a disk image that runs the KUnit suites and fio --verify=crc32c writes and reads over
-every block size, followed by DMA-API and kmemleak leak checks and a scan of the console
-for kernel reports; a second boot of it, the reliability run (harness/hib/reliability.py):
+the test kernel build (KASAN, lockdep, kmemleak, DMA-API debug, KUnit); every patch built
+on its own with W=1 and run through sparse, coccicheck and kernel-doc, and each of these
+checkers fed a patch that breaks its rule; one boot of the test kernel with a disk image
+that runs the KUnit suites and fio --verify=crc32c writes and reads over every block size,
+followed by DMA-API and kmemleak leak checks and a scan of the console for kernel
+reports; a second boot of it, the reliability run (harness/hib/reliability.py):
 injected faults, memory pressure, unbind, hot-unplug, concurrency and bad knob values,
 which writes results/reliability.json and .md.  The harness's edu_dma module drives QEMU's
 edu device through the DMA API with syncs, as a network driver does, in the verify boot
@@ -72,16 +74,22 @@ def unit_tests(t):
     t.record('unit: the harness has unit tests', n > 0, 'none found')
 
 
-def step(t, name, cmd, cwd=TOP):
+def run(cmd, cwd=TOP, env=None):
+    """cmd's exit status and its output, stderr with stdout."""
+    # Debian's python3 first: checkpatch's spdxcheck.py needs python3-ply and -git
+    e = dict(os.environ, PATH='/usr/bin:/bin:' + os.environ.get('PATH', ''), **(env or {}))
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, env=e)
+    return p.returncode, p.stdout
+
+
+def step(t, name, cmd, cwd=TOP, env=None):
     print('... %s' % name, flush=True)
     t0 = time.monotonic()
-    # Debian's python3 first: checkpatch's spdxcheck.py needs python3-ply and -git
-    env = dict(os.environ, PATH='/usr/bin:/bin:' + os.environ.get('PATH', ''))
-    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, env=env)
-    tail = '\n'.join(p.stdout.strip().splitlines()[-15:])
-    ok = t.record('%s (%.0f s)' % (name, time.monotonic() - t0), p.returncode == 0,
-                  'exit %d:\n%s' % (p.returncode, tail))
+    rc, out = run(cmd, cwd, env)
+    tail = '\n'.join(out.strip().splitlines()[-15:])
+    ok = t.record('%s (%.0f s)' % (name, time.monotonic() - t0), rc == 0,
+                  'exit %d:\n%s' % (rc, tail))
     return ok
 
 
@@ -96,6 +104,75 @@ def checkpatch(t):
         step(t, 'checkpatch --strict %s' % p,
              ['scripts/checkpatch.pl', '--strict', '-q', os.path.join(TOP, 'patches', p)],
              cwd=os.path.join(TOP, 'build', 'linux'))
+
+
+# One patch per checker that breaks its rule, appended to the end of the pool's file on
+# top of the series: (checker, what it breaks, code, a phrase of the checker's report).
+# Each checker must fail on its patch, or its pass on the series shows nothing.
+BROKEN = [
+    ('checkpatch', 'trailing whitespace',
+     'int iobp_broken(void);\nint iobp_broken(void)\n{\n\treturn 0; \n}\n',
+     'trailing whitespace'),
+    ('W=1', 'an unused constant, which only W=1 reports',
+     'static const int iobp_broken = 1;\n', "defined but not used [-Wunused-const-variable"),
+    ('sparse', 'a plain integer as a NULL pointer',
+     'int iobp_broken(void);\nint iobp_broken(void)\n{\n\tchar *p = 0;\n\n\treturn !p;\n}\n',
+     'Using plain integer as NULL pointer'),
+    ('coccicheck', 'a NULL check before kfree()',
+     'void iobp_broken(void *p);\nvoid iobp_broken(void *p)\n{\n\tif (p)\n\t\tkfree(p);\n}\n',
+     'NULL check before some freeing functions is not needed'),
+    ('kernel-doc', 'a parameter documented under another name',
+     '/**\n * iobp_broken() - add one\n * @q: the number\n *\n * Return: @p plus one\n */\n'
+     'int iobp_broken(int p);\nint iobp_broken(int p)\n{\n\treturn p + 1;\n}\n',
+     "Excess function parameter 'q'"),
+]
+BROKEN_FILE = 'drivers/iommu/io-buffer-pool.c'
+
+
+def broken_patches(t):
+    """Each checker run on every patch (checkpatch, W=1, sparse, coccicheck, kernel-doc)
+    rejects a patch made to break its rule: a commit on top of the series, in a worktree
+    of its own, that the real steps (kernel.sh patchwise, kernel.sh checkers,
+    checkpatch.pl) are given as a one-patch range."""
+    src = os.path.join(TOP, 'build', 'linux')
+    wt = os.path.join(TOP, 'build', 'broken')
+    git = ['git', '-C', src, '-c', 'user.name=hib', '-c', 'user.email=hib@localhost']
+    run(git + ['worktree', 'prune'])
+    if not os.path.exists(os.path.join(wt, '.git')):
+        run(git + ['worktree', 'add', '-q', '--detach', wt, 'HEAD'])
+    gwt = ['git', '-C', wt, '-c', 'user.name=hib', '-c', 'user.email=hib@localhost']
+    for checker, what, code, phrase in BROKEN:
+        name = '%s rejects a broken patch (%s)' % (checker, what)
+        print('... %s' % name, flush=True)
+        t0 = time.monotonic()
+        rc, out = run(gwt + ['checkout', '-q', '-f', '--detach', run(git + ['rev-parse', 'HEAD'])[1].strip()])
+        if rc:
+            t.record(name, False, 'no worktree at HEAD: %s' % out)
+            continue
+        with open(os.path.join(wt, BROKEN_FILE), 'a') as f:
+            f.write('\n' + code)
+        rc, out = run(gwt + ['commit', '-q', '-a', '-s', '-m', 'iommu: broken for the %s check' % checker,
+                             '-m', 'It breaks the rule: %s.' % what])
+        if rc:
+            t.record(name, False, 'cannot commit: %s' % out)
+            continue
+        rev = run(gwt + ['rev-parse', 'HEAD'])[1].strip()
+        if checker == 'checkpatch':
+            patch = os.path.join(wt, 'broken.patch')
+            with open(patch, 'w') as f:
+                f.write(run(gwt + ['format-patch', '-1', '--stdout', rev])[1])
+            rc, out = run(['scripts/checkpatch.pl', '--strict', '-q', patch], cwd=src)
+            os.unlink(patch)
+        elif checker == 'W=1':
+            rc, out = run(['harness/kernel.sh', 'patchwise', '%s^..%s' % (rev, rev)])
+        else:
+            rc, out = run(['harness/kernel.sh', 'checkers', '%s^..%s' % (rev, rev)],
+                          env={'CHECKERS': checker})
+        t.record('%s (%.0f s)' % (name, time.monotonic() - t0), rc != 0 and phrase in out,
+                 'exit %d, %s in its report: %s' % (rc, 'and "%s"' % phrase if phrase in out
+                                                    else 'no "%s"' % phrase,
+                                                    '\n'.join(out.strip().splitlines()[-8:])))
+    run(gwt + ['checkout', '-q', '-f', '--detach', run(git + ['rev-parse', 'HEAD'])[1].strip()])
 
 
 def initrd(flavour, acpi=False):
@@ -292,6 +369,21 @@ def verify_boot(t, a):
         bounced = after.get('bounced', 0) - before.get('bounced', 0)
         t.record('pool: the verify run went through the pool (%d mappings bounced)' % bounced,
                  bounced > 0, 'stats before %s, after %s' % (before, after))
+    # The NVMe domain's own debugfs directory (under iommu/ in this kernel, which has
+    # CONFIG_IOMMU_DEBUGFS) counts what the summed files count while only it does I/O.
+    for mode in a.modes.split(','):
+        pb, pa = out.stats.get('%s before pool' % mode), out.stats.get('%s after pool' % mode)
+        gb, ga = out.stats.get('%s before' % mode, {}), out.stats.get('%s after' % mode, {})
+        if pb is None or pa is None:
+            t.record('debugfs: the NVMe pool has its own directory (%s)' % mode, False,
+                     'no "%s before/after pool" counters: %s' % (mode, out.errors[-3:]))
+            continue
+        d = {k: (pa.get(k, 0) - pb.get(k, 0), ga.get(k, 0) - gb.get(k, 0))
+             for k in ('bounced', 'slots_filled', 'policy_mapped')}
+        t.record('debugfs: the NVMe pool\'s own stats match the summed ones in mode %s '
+                 '(bounced %d, slots filled %d)' % (mode, d['bounced'][0], d['slots_filled'][0]),
+                 all(x == y for x, y in d.values()) and (mode != 'pool' or d['bounced'][0] > 0),
+                 'pool, summed: %s' % d)
     t.record('DMA-API debug: no errors after unbinding the NVMe driver (%s)'
              % out.dma_api_errors, out.dma_api_errors == 0,
              'error_count %s' % out.dma_api_errors)
@@ -402,6 +494,9 @@ def main():
             if built and series() and not a.soak:
                 step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/, test and users\' configs)',
                      ['harness/kernel.sh', 'patchwise'])
+                step(t, 'every patch: sparse (no new warnings), coccicheck and kernel-doc clean',
+                     ['harness/kernel.sh', 'checkers'])
+                broken_patches(t)
             built = step(t, 'build the test modules for the test kernel (W=1)',
                          ['harness/kernel.sh', 'modules', 'test']) and built
             built = step(t, 'build the initramfs', ['make', '-s', 'build/initramfs.cpio']) and built

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(linux-source-6.12 qemu-system-x86 qemu-utils fio busybox-static ccache
       python3 python3-matplotlib gcc make bc bison flex libelf-dev libssl-dev
       cpio xz-utils kmod rsync git perl python3-ply python3-git libc6-dev
-      acpica-tools)
+      acpica-tools sparse coccinelle ocaml-nox b4)
 
 missing=()
 for p in "${pkgs[@]}"; do

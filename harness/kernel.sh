@@ -6,7 +6,8 @@
 # kernel.sh build FLAVOUR  configure and build build/obj-FLAVOUR/arch/x86/boot/bzImage
 #                          from harness/configs/base.config + FLAVOUR.config (after
 #                          the fragments its "# extends: NAME..." line names)
-# kernel.sh patchwise      build drivers/iommu/ at every patch of the series, W=1
+# kernel.sh patchwise [RANGE]  build drivers/iommu/ at every patch of the series, W=1
+# kernel.sh checkers [RANGE]  sparse, coccicheck and kernel-doc at every patch of the series
 # kernel.sh modules FLAVOUR  build the harness's test modules (harness/modules/) against
 #                          build/obj-FLAVOUR and pack them as build/obj-FLAVOUR/hib-modules.cpio,
 #                          an initramfs segment to append to build/initramfs.cpio
@@ -43,7 +44,9 @@ git_k() { git -C "$SRC" -c user.name=hib -c user.email=hib@localhost "$@"; }
 
 # make with the harness's compilers (ccache) and an unsuffixed uname -r: every kernel
 # build goes through here; the caller gives the tree (-C) and the output (O=).
-kmake() { make -s CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION= "$@"; }
+# KMAKE_QUIET= (empty) drops -s: a silent build sends its commands' stdout to /dev/null,
+# which is where coccicheck writes its reports.
+kmake() { make ${KMAKE_QUIET--s} CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION= "$@"; }
 
 series_files() {
 	grep -v '^[[:space:]]*\(#\|$\)' "$TOP/patches/series" | sed "s|^|$TOP/patches/|" || true
@@ -159,14 +162,18 @@ build() {
 # fault injection: code only the tests use shows up there as unused).  Fails on
 # a build error or on any W=1 warning.
 patchwise() {
-	local wt=$B/patchwise cfg=$B/obj-test/.config
+	local range=${1:-base..HEAD} wt=$B/patchwise cfg=$B/obj-test/.config
 	local c out n=0 fail=0 kind obj
 	[ -f "$cfg" ] || die "patchwise needs $cfg: build the test kernel first"
 	git_k worktree prune
 	[ -e "$wt/.git" ] || git_k worktree add -q --detach "$wt" HEAD
-	for c in $(git_k rev-list --reverse base..HEAD); do
+	for c in $(git_k rev-list --reverse "$range"); do
 		n=$((n + 1))
 		git -C "$wt" checkout -q --detach "$c"
+		# what the patch changes is built again even where the worktree already
+		# held the same bytes (git leaves such a file's time alone)
+		git -C "$wt" diff --name-only --diff-filter=AM "$c^" "$c" |
+			(cd "$wt" && xargs -r touch)
 		for kind in test lean; do
 			obj=$B/obj-patchwise
 			[ "$kind" = test ] || obj=$B/obj-patchwise-lean
@@ -178,19 +185,135 @@ patchwise() {
 			kmake -C "$wt" O="$obj" olddefconfig >/dev/null
 			if ! out=$(kmake -C "$wt" O="$obj" -j"$JOBS" W=1 drivers/iommu/ 2>&1); then
 				echo "patch $n ($(git -C "$wt" log --format=%s -1)), $kind config: build FAILED"
-				echo "$out" | tail -20
+				tail -20 <<<"$out"
 				fail=1
-			elif echo "$out" | grep -q 'warning:'; then
+			elif grep -q 'warning:' <<<"$out"; then
 				echo "patch $n ($(git -C "$wt" log --format=%s -1)), $kind config: W=1 warnings"
-				echo "$out" | grep -A3 'warning:' | head -20
+				grep -A3 'warning:' <<<"$out" | head -20 || true
 				fail=1
 			else
 				echo "patch $n ($(git -C "$wt" log --format=%s -1)), $kind config: builds, W=1 clean"
 			fi
 		done
 	done
-	[ $n -gt 0 ] || echo "no patches in base..HEAD"
+	[ $n -gt 0 ] || { echo "no patches in $range"; fail=1; }
 	return $fail
+}
+
+# The kernel's own checkers on every patch of the series, as a reviewer runs them:
+# sparse (make C=2) on each C file the patch changes that the test config builds, with
+# no warning that the same file did not already give at base; coccicheck (MODE=report,
+# the C=1 CHECK=scripts/coccicheck form, one file at a time) and scripts/kernel-doc
+# -none -Wall on each file the series adds that the patch changes, with no report at
+# all.  (checkpatch --strict runs from harness/check.py; W=1 from patchwise above.)
+# CHECKERS="sparse kernel-doc coccicheck" picks some; a range other than base..HEAD
+# (harness/check.py's broken patches) can be given.
+checkers() {
+	local range=${1:-base..HEAD} wt=$B/checkers obj=$B/obj-checkers cfg=$B/obj-test/.config
+	local want=${CHECKERS:-sparse kernel-doc coccicheck} c f n=0 fail=0 subj out new
+	local files key
+	[ -f "$cfg" ] || die "checkers need $cfg: build the test kernel first"
+	command -v sparse >/dev/null || die "no sparse: run harness/deps.sh"
+	command -v spatch >/dev/null || die "no spatch (coccinelle): run harness/deps.sh"
+	git_k worktree prune
+	[ -e "$wt/.git" ] || git_k worktree add -q --detach "$wt" base
+	mkdir -p "$obj"
+	# What sparse says, at base, about the existing C files the series changes that
+	# the test config builds; kept while the config, the list and sparse stay the same.
+	files=$(git_k diff --name-only --diff-filter=M base HEAD -- '*.c' | tr '\n' ' ')
+	key=$( (cat "$cfg"; echo "$files"; sparse --version) | sha256sum | cut -d' ' -f1)
+	if [[ " $want " == *" sparse "* ]] && [ "$(head -1 "$obj/sparse-base" 2>/dev/null)" != "# $key" ]; then
+		git -C "$wt" checkout -q --detach base
+		cp "$cfg" "$obj/.config"
+		kmake -C "$wt" O="$obj" olddefconfig >/dev/null
+		echo "# $key" > "$obj/sparse-base.tmp"
+		for f in $files; do
+			sparse_built "$wt" "$obj" "$f" || continue
+			kmake -C "$wt" O="$obj" -j"$JOBS" C=2 CHECK=sparse "${f%.c}.o" 2>&1 |
+				sparse_norm >> "$obj/sparse-base.tmp" || true
+		done
+		mv "$obj/sparse-base.tmp" "$obj/sparse-base"
+	fi
+	for c in $(git_k rev-list --reverse "$range"); do
+		n=$((n + 1))
+		git -C "$wt" checkout -q --detach "$c"
+		subj="patch $n ($(git -C "$wt" log --format=%s -1))"
+		cp "$cfg" "$obj/.config"
+		kmake -C "$wt" O="$obj" olddefconfig >/dev/null
+		for f in $(git -C "$wt" diff --name-only --diff-filter=AM "$c^" "$c" -- '*.c' '*.h'); do
+			new=1
+			git -C "$wt" cat-file -e "base:$f" 2>/dev/null && new=0
+			if [[ " $want " == *" sparse "* ]] && [[ $f == *.c ]] &&
+			   [ "$f" != drivers/iommu/io-buffer-pool-test.c ]; then
+				if ! sparse_built "$wt" "$obj" "$f"; then
+					echo "$subj: sparse: $f is not built in the test config, skipped"
+				elif ! out=$(kmake -C "$wt" O="$obj" -j"$JOBS" C=2 CHECK=sparse "${f%.c}.o" 2>&1); then
+					echo "$subj: sparse: $f does not build"; tail -10 <<<"$out"; fail=1
+				elif out=$(sparse_norm <<<"$out" | grep -vxF -f "$obj/sparse-base"); then
+					echo "$subj: sparse: new warnings in $f"; head -20 <<<"$out"; fail=1
+				else
+					echo "$subj: sparse: $f clean (no new warnings)"
+				fi
+			fi
+			[ $new = 1 ] || continue
+			if [[ " $want " == *" kernel-doc "* ]]; then
+				if out=$("$wt/scripts/kernel-doc" -none -Wall "$wt/$f" 2>&1) && [ -z "$out" ]; then
+					echo "$subj: kernel-doc: $f clean"
+				else
+					echo "$subj: kernel-doc: $f"; head -20 <<<"$out"; fail=1
+				fi
+			fi
+			if [[ " $want " == *" coccicheck "* ]] && [[ $f == *.c ]]; then
+				if ! out=$(cocci_file "$wt" "$obj" "$f" 2>&1) || [ -n "$out" ]; then
+					echo "$subj: coccicheck: $f"; cat <<<"$out"; fail=1
+				else
+					echo "$subj: coccicheck: $f clean"
+				fi
+			fi
+		done
+	done
+	[ $n -gt 0 ] || { echo "no patches in $range"; fail=1; }
+	return $fail
+}
+
+# sparse's warnings and errors, without line and column (they move from patch to patch)
+sparse_norm() {
+	sed -n 's/^\([^: ]*\):[0-9]*:[0-9]*: \(warning\|error\): /\1: \2: /p' | sort -u
+}
+
+# Whether the test config builds $3: its object exists after patchwise-style builds,
+# or it lies in kernel/dma/, which every config with DMA builds.
+sparse_built() {
+	local wt=$1 obj=$2 f=$3
+	[[ $f == kernel/dma/* ]] && return 0
+	kmake -C "$wt" O="$obj" -j"$JOBS" "$(dirname "$f")/" >/dev/null 2>&1 || return 0
+	[ -f "$obj/${f%.c}.o" ]
+}
+
+# coccicheck MODE=report on one file, its reports only (scripts/coccicheck also prints
+# every spatch command it runs): the kernel's C=1 CHECK=scripts/coccicheck form for a
+# file that is its own object; a file #included into another (the KUnit suite) goes
+# through scripts/coccicheck directly, with the include paths Kbuild would give.
+cocci_file() {
+	local wt=$1 obj=$2 f=$3 out rc=0 cc
+	cc=$(cd "$wt" && pwd)/scripts/coccicheck
+	if [ -f "$obj/${f%.c}.o" ]; then
+		# C=1 checks what it compiles: this object alone (C=2 would also run the
+		# 70 semantic patches over every file of the tree's prepare stage)
+		rm -f "$obj/${f%.c}.o"
+		out=$(KMAKE_QUIET= kmake -C "$wt" O="$obj" C=1 CHECK="$cc" MODE=report "${f%.c}.o" 2>&1) ||
+			rc=$?
+	else
+		out=$(cd "$wt" && C=1 MODE=report srctree=. \
+			LINUXINCLUDE="-I./arch/x86/include -I$obj/arch/x86/include/generated -I./include -I$obj/include -include ./include/linux/kconfig.h" \
+			"$cc" "$f" 2>&1) || rc=$?
+	fi
+	if [ $rc -ne 0 ]; then
+		echo "coccicheck failed (exit $rc):"
+		tail -20 <<<"$out"
+		return 1
+	fi
+	grep -E '^[^ :]+:[0-9]+:[0-9]+-[0-9]+: ' <<<"$out" || true
 }
 
 # Out-of-tree test modules of the harness, built in a copy under build/ (Kbuild writes
@@ -218,8 +341,9 @@ $out"
 
 case "${1:-}" in
 prepare) prepare ;;
-patchwise) patchwise ;;
+patchwise) patchwise "${2:-}" ;;
+checkers) checkers "${2:-}" ;;
 build) [ $# -eq 2 ] || die "usage: kernel.sh build FLAVOUR"; build "$2" ;;
 modules) [ $# -eq 2 ] || die "usage: kernel.sh modules FLAVOUR"; modules "$2" ;;
-*) die "usage: kernel.sh prepare | build FLAVOUR | modules FLAVOUR | patchwise" ;;
+*) die "usage: kernel.sh prepare | build FLAVOUR | modules FLAVOUR | patchwise [RANGE] | checkers [RANGE]" ;;
 esac

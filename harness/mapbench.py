@@ -56,6 +56,7 @@ def main():
            'turns': a.turns,
            'kernel': run.output.begin[1], 'seconds': round(run.elapsed), 'cmdline': append,
            'rows': rows, 'summary': mapbench.summary(rows), 'policy': run.output.policy,
+           'copy_fit': mapbench.copy_fit(rows),
            'harness': report.harness_commit(TOP), 'date': report.utc_now()}
     if a.from_log:
         report.keep_run_fields(a.out, 'mapbench', doc,

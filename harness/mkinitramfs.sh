@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 # mkinitramfs.sh OUT: busybox-static + Debian's fio with the libraries ldd lists + our
-# init, as an uncompressed newc cpio (nothing to inflate under TCG at boot).
+# init with its scenario files (harness/guest/), as an uncompressed newc cpio (nothing
+# to inflate under TCG at boot).
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:?usage: mkinitramfs.sh OUT}
@@ -25,6 +26,9 @@ ldd "$FIO" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | s
 done
 [ -e /etc/ld.so.cache ] && cp /etc/ld.so.cache "$ROOT/etc/"
 install -m 0755 "$TOP/harness/guest/init" "$ROOT/init"
+# the scenarios' functions and the ones they share, sourced by init
+mkdir -p "$ROOT/hib"
+install -m 0644 "$TOP"/harness/guest/*.sh "$ROOT/hib/"
 # hib-alt: the bench's alternating measurement (see the file)
 gcc -static -O2 -Wall -Wextra -Werror -o "$ROOT/usr/bin/hib-alt" "$TOP/harness/guest/alt.c"
 (cd "$ROOT" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet) > "$OUT.tmp"

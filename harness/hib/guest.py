@@ -225,6 +225,7 @@ class Output:
         self.mapbench = []       # [(rep, pages, dir, mode, ns)]
         self.ranges = {}         # (tag, dev) -> [(slot size, first IOVA)]
         self.untrusted_dev = {}  # field -> value of the "HIB untrusted-dev" line
+        self.trace_lines = {}    # trace event -> its first line in the trace, or ''
 
 
 def parse_ranges(field):
@@ -375,6 +376,10 @@ def parse(text):
             o.knob_log.append(rest)
         elif kind == 'ask':
             o.asks.append(rest.strip())
+        elif kind == 'trace-line':
+            if not f:
+                raise ParseError('short trace-line line: %r' % line)
+            o.trace_lines[f[0]] = rest.strip()[len(f[0]):].strip()
         elif kind == 'hotplug-group':
             o.hotplug_group = (f[0], _kv(f[1:], ('type',))[0])
         elif kind == 'hog':

@@ -60,6 +60,33 @@ def summary(rs):
             'limit': AUTO_LIMIT}
 
 
+def copy_fit(rs, mode='pool-all'):
+    """Where a bounced pair's time goes, without a profiler: per direction, the least
+    squares line through `mode`'s time per pair against the buffer's size.  Its slope
+    is what each KiB costs (every pass over the data: the copies, and for a mapping
+    the device writes the clearing of its slot too), its intercept what a pair costs
+    whatever its size (the DMA API's calls, the pool's bookkeeping).  At one page: the
+    pair's time, the copies' share (slope x 4 KiB) and their ratio."""
+    out = {}
+    for d in sorted({r['dir'] for r in rs}):
+        pts = sorted((r['bytes'] / 1024, r['ns_per_pair']) for r in rs
+                     if r['dir'] == d and r['mode'] == mode)
+        if len(pts) < 3:
+            continue
+        mx = statistics.fmean(x for x, _ in pts)
+        my = statistics.fmean(y for _, y in pts)
+        slope = (sum((x - mx) * (y - my) for x, y in pts) /
+                 sum((x - mx) ** 2 for x, _ in pts))
+        total = dict(pts).get(4.0)
+        row = {'ns_per_kib': round(slope, 1), 'fixed_ns': round(my - slope * mx),
+               'sizes_kib': [x for x, _ in pts]}
+        if total is not None and slope > 0:
+            row['at_4k'] = {'pair_ns': total, 'copies_ns': round(4 * slope),
+                            'ratio_to_copies': round(total / (4 * slope), 3)}
+        out[d] = row
+    return out
+
+
 def mapbench_md(doc):
     """results/mapbench.md from the document mapbench.py writes."""
     s = doc['summary']
@@ -97,7 +124,24 @@ def mapbench_md(doc):
     w = s.get('worst') or {}
     lines += ['', 'Worst pool-auto row: %s pages %s, %s. Target met in every row: %s.'
               % (w.get('pages'), w.get('dir'), w.get('time_ratio_to_strict'),
-                 'yes' if s['all_ok'] else 'no'), '',
+                 'yes' if s['all_ok'] else 'no'), '']
+    fit = doc.get('copy_fit') or copy_fit(doc['rows'])
+    if fit:
+        lines += ['## Where a bounced pair\'s time goes (pool-all, no profiler)', '',
+                  'Least squares over the sizes, per direction: the slope is the cost of '
+                  'every pass over the data (the copies; for from_device also the clearing '
+                  'of the write-only slot), the intercept what a pair costs whatever its '
+                  'size (the DMA API\'s calls and the pool\'s bookkeeping). Issue 14\'s '
+                  'target: at 4k, the pair at most 1.2 times its copies.', '',
+                  '| dir | ns per KiB | fixed ns | 4k pair ns | 4k copies ns | pair / copies |',
+                  '|---|---|---|---|---|---|']
+        for d, r in sorted(fit.items()):
+            k = r.get('at_4k', {})
+            lines.append('| %s | %.1f | %d | %s | %s | %s |' % (
+                d, r['ns_per_kib'], r['fixed_ns'], k.get('pair_ns', '-'),
+                k.get('copies_ns', '-'), k.get('ratio_to_copies', '-')))
+        lines.append('')
+    lines += [
               'Produced by `make mapbench` (harness/mapbench.py); guest log under '
               '`build/logs/mapbench.*`.']
     return '\n'.join(lines) + '\n'

@@ -12,13 +12,15 @@ slots_mapped must equal slots_cached.
 """
 import json
 import os
+import re
 
 from . import guest
 
 MIN_FAULTS = 2     # a fault case passes only when at least this many faults landed
 FAULT_CASES = ['fault-%s-%d' % (k, p) for k in ('alloc', 'map') for p in (1, 10, 100)]
-CASES = ['bad-input'] + FAULT_CASES + ['idle', 'shrinker', 'memory-hog', 'concurrent',
-                                       'cpu-offline', 'unbind', 'hotplug', 'leak-check']
+CASES = ['bad-input'] + FAULT_CASES + ['idle', 'shrinker', 'memory-hog', 'trace',
+                                       'concurrent', 'cpu-offline', 'unbind', 'hotplug',
+                                       'leak-check']
 
 # What the boot command line of the reliability run gives each knob, in order: valid
 # boundary values first, then values that must be refused (and leave the valid one).
@@ -214,6 +216,68 @@ def _memory_hog(o):
     return c.done()
 
 
+# The fallback counters: each counted fallback fires one iobp_fallback event.
+FALLBACKS = ['fallback_too_big', 'fallback_class_full', 'fallback_no_memory',
+             'fallback_map_failed', 'fallback_dma_mask', 'fallback_sg_layout',
+             'fallback_device_memory', 'fallback_class_setup', 'fallback_off']
+# What one line of each event must look like (include/trace/events/io_buffer_pool.h).
+TRACE_LINES = {
+    'iobp_bounce_map': r'device=\S+ dma_addr=[0-9a-f]+ size=[1-9]\d* '
+                       r'dir=(TO_DEVICE|FROM_DEVICE|BIDIRECTIONAL) (single|sg) '
+                       r'for=(cost|protection)$',
+    'iobp_fallback': r'pool=\S+ reason=fallback_[a-z_]+$',
+    'iobp_slot_fill': r'pool=\S+ slot_size=[1-9]\d* iova=[0-9a-f]+ prot=0x[0-9a-f]+( remap)?$',
+    'iobp_slot_release': r'pool=\S+ slot_size=[1-9]\d* nr=[1-9]\d* reason=(evicted|shrunk)$',
+}
+
+
+def _trace(o):
+    """trace: with the pool's trace events on, verified I/O fills slots and bounces, a
+    shrink frees slots and injected page allocation failures make fills fall back.
+    Each event fired exactly as often as its counter moved (bounces, fills, fallbacks,
+    and the released slots by reason), each at least once, and its lines carry the
+    fields the event declares."""
+    c = _Case(o, 'trace')
+    if 'trace' not in o.cases:
+        return c.done()
+    c.fio('trace')
+    c.fio('trace-fault')
+    ev = c.stats('trace events')
+    a, b = 'trace before', 'trace after'
+    # nothing counted while the events were being switched on or off
+    for x, y in (('trace before', 'trace on'), ('trace end', 'trace after')):
+        sx, sy = c.stats(x), c.stats(y)
+        moved = sorted(k for k in ['bounced', 'slots_filled', 'slots_shrunk', 'slots_evicted']
+                       + FALLBACKS if sx.get(k) != sy.get(k))
+        c.check(not moved, 'trace: %s moved between "%s" and "%s" (the events were being '
+                'switched): the counts cannot be compared' % (', '.join(moved), x, y))
+    c.check(ev.get('entries_written') is not None and
+            ev.get('entries_in_buffer') == ev.get('entries_written'),
+            'trace: the ring buffer lost events (%s in it, %s written)'
+            % (ev.get('entries_in_buffer'), ev.get('entries_written')))
+    want = {
+        'iobp_bounce_map': c.delta(a, b, 'bounced'),
+        'iobp_slot_fill': c.delta(a, b, 'slots_filled'),
+        'iobp_fallback': sum(c.delta(a, b, k) for k in FALLBACKS),
+        'released_shrunk': c.delta(a, b, 'slots_shrunk'),
+        'released_evicted': c.delta(a, b, 'slots_evicted'),
+    }
+    c.row['faults_injected'] = c.delta(a, b, 'faults_injected')
+    c.row['fallbacks'] = want['iobp_fallback']
+    for k, n in sorted(want.items()):
+        got = ev.get(k)
+        c.row['figures']['trace %s' % k] = got
+        c.check(got == n, 'trace: %s %s, counters moved by %d' % (k, got, n))
+        if k != 'released_evicted':
+            c.check(n > 0, 'trace: no %s to show (counters moved by 0)' % k)
+    c.check(ev.get('iobp_slot_release', 0) > 0, 'trace: no iobp_slot_release event')
+    for e, pat in sorted(TRACE_LINES.items()):
+        line = o.trace_lines.get(e)
+        c.check(line is not None and re.match(pat, line) is not None,
+                'trace: %s line %r is not %s' % (e, line, pat))
+    return c.done()
+
+
 def _concurrent(o):
     """concurrent: four fio jobs of mixed sizes at once, each verifying its own range."""
     c = _Case(o, 'concurrent')
@@ -323,8 +387,8 @@ def _leak_check(o):
 def evaluate(o):
     """The rows of every case from one guest.Output, in CASES order."""
     rows = [_bad_input(o)] + [_fault(o, n) for n in FAULT_CASES]
-    rows += [_idle(o), _shrinker(o), _memory_hog(o), _concurrent(o), _cpu_offline(o),
-             _unbind(o), _hotplug(o), _leak_check(o)]
+    rows += [_idle(o), _shrinker(o), _memory_hog(o), _trace(o), _concurrent(o),
+             _cpu_offline(o), _unbind(o), _hotplug(o), _leak_check(o)]
     return rows
 
 

@@ -599,6 +599,46 @@ class Reliability(unittest.TestCase):
         self.assertFalse(r['passed'])
         self.assertIn('slots_cached changed', ' '.join(r['failures']))
 
+    def _event_count(self, t, key):
+        old = [l for l in t.splitlines() if l.startswith('HIB stat trace events %s ' % key)]
+        self.assertEqual(len(old), 1)
+        return old[0], int(old[0].split()[-1])
+
+    def test_trace_event_count_off_by_one_fails(self):
+        # one bounce counted that fired no event (or the other way round)
+        def edit(t):
+            line, n = self._event_count(t, 'iobp_bounce_map')
+            return t.replace(line, 'HIB stat trace events iobp_bounce_map %d' % (n + 1))
+        r = self.rows(edit=edit)['trace']
+        self.assertFalse(r['passed'])
+        self.assertIn('trace: iobp_bounce_map', ' '.join(r['failures']))
+
+    def test_trace_lost_events_fail(self):
+        def edit(t):
+            line, n = self._event_count(t, 'entries_written')
+            return t.replace(line, 'HIB stat trace events entries_written %d' % (n + 5))
+        r = self.rows(edit=edit)['trace']
+        self.assertFalse(r['passed'])
+        self.assertIn('lost events', ' '.join(r['failures']))
+
+    def test_trace_line_without_its_fields_fails(self):
+        def edit(t):
+            old = [l for l in t.splitlines() if l.startswith('HIB trace-line iobp_fallback ')]
+            self.assertEqual(len(old), 1)
+            return t.replace(old[0], 'HIB trace-line iobp_fallback pool=0000:00:02.0')
+        r = self.rows(edit=edit)['trace']
+        self.assertFalse(r['passed'])
+        self.assertIn('iobp_fallback line', ' '.join(r['failures']))
+
+    def test_trace_counter_moving_at_the_switch_fails(self):
+        def edit(t):
+            before = [l for l in t.splitlines() if l.startswith('HIB stat trace before bounced ')]
+            self.assertEqual(len(before), 1)
+            return self._stat(t, 'trace on', 'bounced', int(before[0].split()[-1]) + 1)
+        r = self.rows(edit=edit)['trace']
+        self.assertFalse(r['passed'])
+        self.assertIn('being switched', ' '.join(r['failures']))
+
     def test_fallback_mismatch_fails(self):
         def edit(t):
             # fewer fallbacks than faults: a failed fill that did not fall back

@@ -148,5 +148,22 @@ class MapBench(unittest.TestCase):
         self.assertFalse(mapbench.summary([])['all_ok'])
 
 
+    def test_copy_fit_splits_fixed_cost_from_copies(self):
+        # pool-all pairs of 700 ns plus 900 ns per KiB (reads), 300 per KiB (writes)
+        rs = [{'bytes': p * 4096, 'dir': d, 'mode': 'pool-all',
+               'ns_per_pair': 700 + k * p * 4}
+              for p in (1, 2, 4, 8, 16, 32) for d, k in (('from_device', 900),
+                                                          ('to_device', 300))]
+        rs.append({'bytes': 4096, 'dir': 'to_device', 'mode': 'strict2', 'ns_per_pair': 1})
+        fit = mapbench.copy_fit(rs)
+        self.assertEqual(fit['from_device']['ns_per_kib'], 900.0)
+        self.assertEqual(fit['from_device']['fixed_ns'], 700)
+        self.assertEqual(fit['to_device']['at_4k'],
+                         {'pair_ns': 1900, 'copies_ns': 1200, 'ratio_to_copies': 1.583})
+        self.assertEqual(mapbench.copy_fit(rs[:2]), {})   # two sizes are no line
+        md = mapbench.mapbench_md({'machine': 'm', 'calls': 2000, 'reps': 8, 'rows': [],
+                                   'summary': mapbench.summary([]), 'copy_fit': fit})
+        self.assertIn('| to_device | 300.0 | 700 | 1900 | 1200 | 1.583 |', md)
+
 if __name__ == '__main__':
     unittest.main()

@@ -21,15 +21,15 @@ def lock_stat():
         return f.read()
 
 
-INIT = os.path.join(os.path.dirname(DATA), '..', 'guest', 'init')
+INIT = os.path.join(os.path.dirname(DATA), '..', 'guest', 'lib.sh')
 
 
 def guest_dump(text):
     """What the guest's lock_dump prints of text: its awk program, taken from
-    harness/guest/init and run on text here, each line as `read -r` and out give it."""
+    harness/guest/lib.sh and run on text here, each line as `read -r` and out give it."""
     with open(INIT) as f:
         prog = re.search(r"^lock_dump\(\) \{.*?\n\tawk '([^']*)'", f.read(), re.S | re.M)
-    assert prog, 'no awk program in lock_dump() of harness/guest/init'
+    assert prog, 'no awk program in lock_dump() of harness/guest/lib.sh'
     kept = subprocess.run(['awk', prog.group(1)], input=text, capture_output=True,
                           text=True, check=True).stdout
     return ['HIB lockstat %s %s' % (TAG, line.strip()) for line in kept.splitlines()]
