@@ -45,8 +45,21 @@ def git(*args, cwd=SRC, check=True):
     return p.stdout.strip()
 
 
+# What b4 runs with, as git configuration given in its environment only (the
+# worktree's config file is build/linux's): the identity, the cover letter in the
+# branch description, and, since b4 send -o writes files and sends nothing, a "mailer"
+# that refuses, were it ever to send (without one b4 picks its web endpoint).
+B4_CONFIG = (('user.name', AUTHOR[0]), ('user.email', AUTHOR[1]),
+             ('b4.prep-cover-strategy', 'branch-description'),
+             ('sendemail.smtpserver', '/bin/false'))
+
+
 def b4(*args, cwd):
-    p = subprocess.run(['b4', '--no-interactive'] + list(args), cwd=cwd,
+    env = dict(os.environ, GIT_CONFIG_COUNT=str(len(B4_CONFIG)))
+    for i, (k, v) in enumerate(B4_CONFIG):
+        env['GIT_CONFIG_KEY_%d' % i] = k
+        env['GIT_CONFIG_VALUE_%d' % i] = v
+    p = subprocess.run(['b4', '--no-interactive'] + list(args), cwd=cwd, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode:
         raise SeriesError('b4 %s: %s' % (' '.join(args), p.stdout.strip()[-2000:]))
@@ -239,12 +252,6 @@ def prepare_branch(wt):
     # b4 keeps its tracking in the branch's config: start from none each time
     git('config', '--remove-section', 'branch.%s' % BRANCH, check=False)
     git('worktree', 'add', '-q', '-f', '-B', BRANCH, wt, head)
-    for k, v in (('user.name', AUTHOR[0]), ('user.email', AUTHOR[1]),
-                 ('b4.prep-cover-strategy', 'branch-description'),
-                 # b4 send -o writes files and sends nothing; were it ever to send,
-                 # this "mailer" refuses (without it b4 picks its web endpoint)
-                 ('sendemail.smtpserver', '/bin/false')):
-        git('config', '--local', k, v, cwd=wt)
     return n
 
 
@@ -290,7 +297,7 @@ def check_output(out, n, cover, patches_dir=os.path.join(TOP, 'patches')):
         raise SeriesError('patches/ holds %d patches, build/linux %d: export the series first'
                           % (len(patches), n))
     for f, p in zip(files[1:], patches):
-        if patch_id(f) != patch_id(p):
+        if patch_id(f) is None or patch_id(f) != patch_id(p):
             raise SeriesError('%s is not %s' % (os.path.basename(f), os.path.basename(p)))
     return subj, to, cc
 

@@ -70,7 +70,7 @@ settle() {	# settle: wait (10 s at most) until the pool's counters stand still f
 }
 
 # The pool's trace events (events/io_buffer_pool) around verified I/O that fills
-# slots, a shrink and injected fill failures: per event the number of lines, and the
+# slots, a shrink, an eviction of idle slots and injected fill failures: per event the number of lines, and the
 # slots the release events name by reason, as "stat trace events ..." lines beside the
 # counters (each must match its counter); then one line per event.  The counters are
 # read on both sides of each switch of the events ("trace before", "trace on"; "trace
@@ -92,7 +92,13 @@ trace_case() {
 	stats "trace on"
 	rjob trace 2
 	echo 3 > /proc/sys/vm/drop_caches
+	# slots cached again, then evicted as idle (10 ms idle time, 1 s of it)
+	rjob trace-evict 1
+	echo 10 > $POOL/bounce_idle_ms
+	sleep 1
+	echo 600000 > $POOL/bounce_idle_ms
 	f=$FI/fail_alloc
+	[ -d $f ] || out error "no $f: kernel without CONFIG_IOMMU_IO_BUFFER_FAULT_INJECTION"
 	if [ -d $f ]; then
 		echo 0 > $f/verbose; echo 2 > $f/interval; echo -1 > $f/times
 		echo N > $f/task-filter; echo 100 > $f/probability
