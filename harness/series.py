@@ -117,10 +117,10 @@ def regimes_lines(doc):
             'The policy (pool-auto) reached at least 0.97 of the better of strict and '
             'pool-all in %d of %d cells; where the two differ beyond their intervals it '
             'chose the faster in %d of %d; its worst cell, %s %s %s with %d jobs, %.3f '
-            '[%.3f-%.3f] (it bounced).'
+            '[%.3f-%.3f] (decision: %s).'
             % (a['cells_at_target'], a['cells'], a['decisions_right'], a['decisions_judged'],
                w['regime'], w['rw'], _kib(w['bs']), w['numjobs'], w['ratio_to_best'],
-               w['best_ci_low'], w['best_ci_high']), 72, initial_indent='  ',
+               w['best_ci_low'], w['best_ci_high'], w['decision']), 72, initial_indent='  ',
             subsequent_indent='  ')
     return out
 
@@ -263,7 +263,24 @@ def patch_id(path):
     return p.stdout.split()[0] if p.stdout.split() else None
 
 
-def check_output(out, n, cover, patches_dir=os.path.join(TOP, 'patches')):
+def fix_base_commit(out, base):
+    """b4 0.12 names the parent of the fork point as the base when the cover letter is
+    kept in the branch description (get_series_details() takes the series start, which
+    is then the fork point itself, and steps back one); here the fork point is a root
+    commit, and b4 writes "BASE~1".  Put the fork point, the real base, in its place."""
+    files = sorted(glob.glob(os.path.join(out, '*.eml')))
+    if not files:
+        raise SeriesError('b4 wrote no messages into %s' % out)
+    with open(files[0]) as f:
+        text = f.read()
+    fixed, n = re.subn(r'^base-commit: .*$', 'base-commit: %s' % base, text, flags=re.M)
+    if n != 1:
+        raise SeriesError('the cover letter has %d base-commit lines' % n)
+    with open(files[0], 'w') as f:
+        f.write(fixed)
+
+
+def check_output(out, n, cover, patches_dir=os.path.join(TOP, 'patches'), base=None):
     files = sorted(glob.glob(os.path.join(out, '*.eml')))
     if len(files) != n + 1:
         raise SeriesError('%s holds %d messages, wanted %d patches and a cover letter'
@@ -288,6 +305,8 @@ def check_output(out, n, cover, patches_dir=os.path.join(TOP, 'patches')):
     for want in ('pool/strict', 'base-commit:', 'Changes since the RFC'):
         if want not in body:
             raise SeriesError('the cover letter has no %r' % want)
+    if base and not re.search(r'^base-commit: %s$' % base, body, flags=re.M):
+        raise SeriesError('the cover letter\'s base-commit is not %s' % base)
     for line in cover.splitlines():
         if line.startswith('  read ') or line.startswith('  write '):
             if line.rstrip() not in body:
@@ -316,7 +335,9 @@ def main():
         b4('prep', '--auto-to-cc', cwd=wt)
         shutil.rmtree(a.out, ignore_errors=True)
         b4('send', '--no-sign', '-o', a.out, cwd=wt)
-        subj, to, cc = check_output(a.out, n, cover)
+        base = git('rev-parse', 'base^{commit}')
+        fix_base_commit(a.out, base)
+        subj, to, cc = check_output(a.out, n, cover, base=base)
     except SeriesError as e:
         print('series: %s' % e, file=sys.stderr)
         return 1

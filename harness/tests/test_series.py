@@ -78,6 +78,19 @@ class Output(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_base_commit_set_to_the_fork_point(self):
+        # b4 0.12 writes the fork point's parent, here "BASE~1"; the check wants BASE
+        d = tempfile.mkdtemp()
+        try:
+            self.mails(d, 3)
+            p = os.path.join(d, 'patches')
+            with self.assertRaisesRegex(series.SeriesError, 'base-commit is not'):
+                series.check_output(d, 3, '', p, base='0123abc')
+            series.fix_base_commit(d, '0123abc')
+            series.check_output(d, 3, '', p, base='0123abc')
+        finally:
+            shutil.rmtree(d)
+
     def test_wrong_count_or_list_or_subject_rejected(self):
         for kw, n_files, why in (({}, 2, 'holds 3 messages'),
                                  ({'to': 'someone@else'}, 3, 'IOMMU list'),
