@@ -492,7 +492,7 @@ def main():
                 checkpatch(t)
             built = step(t, 'build the test kernel', ['harness/kernel.sh', 'build', 'test'])
             if built and series() and not a.soak:
-                step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/, test and users\' configs)',
+                step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/, kernel/dma/, test and users\' configs)',
                      ['harness/kernel.sh', 'patchwise'])
                 step(t, 'every patch: sparse (no new warnings), coccicheck and kernel-doc clean',
                      ['harness/kernel.sh', 'checkers'])
