@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Parse what the guest init writes to its result port ("HIB ..." lines).
 
-Line kinds (see harness/guest/init):
+Line kinds (see harness/guest/init and the scenario files beside it):
   HIB begin SCENARIO UNAME BOOT_ID
   HIB mode MODE group=N type=T dev=D bounce=auto|on|off|none threshold=auto|N|none
            group_bounce=on|off|none
@@ -395,7 +395,7 @@ def parse(text):
     return o
 
 
-# What each bench mode must leave behind (harness/guest/init, set_mode): the IOMMU
+# What each bench mode must leave behind (harness/guest/lib.sh, set_mode): the IOMMU
 # group's type, iommu.bounce, and whether the threshold is raised to the largest class.
 MODE_STATE = {
     'strict': ('DMA', 'off', None), 'strict2': ('DMA', 'off', None),

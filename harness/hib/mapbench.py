@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """The map+unmap microbenchmark of `make mapbench`: what results/mapbench.json says.
 
-The guest (scenario "mapbench", harness/guest/init) times dma_map_single() plus
+The guest (scenario "mapbench", harness/guest/mapbench.sh) times dma_map_single() plus
 dma_unmap_single() of one buffer, 1 to 32 pages, in both directions, with no I/O in
 flight, through QEMU's edu device and the harness's edu_dma module.  Each repetition
 runs every mode once per size and direction, so modes are paired by repetition.

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """The untrusted device: what make check asserts about the guest's "untrusted" scenario.
 
-The guest (harness/guest/init, untrusted()) runs its NVMe device behind a root port that
+The guest (harness/guest/untrusted.sh, untrusted()) runs its NVMe device behind a root port that
 an SSDT calls external-facing, so that the kernel itself marks the device untrusted.
 It reports:
   HIB untrusted-dev port=PATH removable=R type=T bounce=B bdf=BDF
