@@ -332,9 +332,31 @@ def top_boot(t, a):
              % (bounced, full, after.get('slots_mapped', 0)),
              ok, 'stats before %s, after %s' % (before, after))
     ok, end = top_range_ok(out.ranges, 'pool-all after')
+    pool_debugfs(t, 'top of the space (bench kernel)', out, ['pool-all'])
     t.record('top of the space: the class lies in the top 4 GiB and ends below 2^64 '
              '(%s)' % ('ends at 0x%x' % end if end else 'no range'), ok,
              'ranges %s' % out.ranges)
+
+
+def pool_debugfs(t, label, out, modes):
+    """The NVMe domain's own debugfs directory (under iommu/ in the test kernel, which
+    has CONFIG_IOMMU_DEBUGFS; at the top in the bench kernel, as users build it)
+    counts what the summed files count while only that domain does I/O."""
+    for mode in modes:
+        pb, pa = out.stats.get('%s before pool' % mode), out.stats.get('%s after pool' % mode)
+        gb, ga = out.stats.get('%s before' % mode, {}), out.stats.get('%s after' % mode, {})
+        if pb is None or pa is None:
+            t.record('%s, debugfs: the NVMe pool has its own directory (%s)' % (label, mode),
+                     False, 'no "%s before/after pool" counters: %s' % (mode, out.errors[-3:]))
+            continue
+        d = {k: (pa.get(k, 0) - pb.get(k, 0), ga.get(k, 0) - gb.get(k, 0))
+             for k in ('bounced', 'slots_filled', 'policy_mapped')}
+        t.record('%s, debugfs: the NVMe pool\'s own stats match the summed ones in mode %s '
+                 '(bounced %d, slots filled %d)'
+                 % (label, mode, d['bounced'][0], d['slots_filled'][0]),
+                 all(x == y for x, y in d.values()) and
+                 (not mode.startswith('pool') or d['bounced'][0] > 0),
+                 'pool, summed: %s' % d)
 
 
 def verify_boot(t, a):
@@ -369,21 +391,7 @@ def verify_boot(t, a):
         bounced = after.get('bounced', 0) - before.get('bounced', 0)
         t.record('pool: the verify run went through the pool (%d mappings bounced)' % bounced,
                  bounced > 0, 'stats before %s, after %s' % (before, after))
-    # The NVMe domain's own debugfs directory (under iommu/ in this kernel, which has
-    # CONFIG_IOMMU_DEBUGFS) counts what the summed files count while only it does I/O.
-    for mode in a.modes.split(','):
-        pb, pa = out.stats.get('%s before pool' % mode), out.stats.get('%s after pool' % mode)
-        gb, ga = out.stats.get('%s before' % mode, {}), out.stats.get('%s after' % mode, {})
-        if pb is None or pa is None:
-            t.record('debugfs: the NVMe pool has its own directory (%s)' % mode, False,
-                     'no "%s before/after pool" counters: %s' % (mode, out.errors[-3:]))
-            continue
-        d = {k: (pa.get(k, 0) - pb.get(k, 0), ga.get(k, 0) - gb.get(k, 0))
-             for k in ('bounced', 'slots_filled', 'policy_mapped')}
-        t.record('debugfs: the NVMe pool\'s own stats match the summed ones in mode %s '
-                 '(bounced %d, slots filled %d)' % (mode, d['bounced'][0], d['slots_filled'][0]),
-                 all(x == y for x, y in d.values()) and (mode != 'pool' or d['bounced'][0] > 0),
-                 'pool, summed: %s' % d)
+    pool_debugfs(t, 'debug kernel', out, a.modes.split(','))
     t.record('DMA-API debug: no errors after unbinding the NVMe driver (%s)'
              % out.dma_api_errors, out.dma_api_errors == 0,
              'error_count %s' % out.dma_api_errors)
