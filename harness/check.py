@@ -280,7 +280,7 @@ def top_range_ok(ranges, tag):
     """(ok, end): the guest's ranges (guest.Output.ranges) at tag hold one TOP_CLASS
     class, in the top 4 GiB, whose slots end (exclusive) below 2^64; end 0: none."""
     found = [base for (tg, _), rs in ranges.items() if tg == tag
-             for size, base in rs if size == TOP_CLASS]
+             for size, base, slots in rs if size == TOP_CLASS and slots in (None, TOP_SLOTS)]
     if len(found) != 1:
         return False, 0
     end = found[0] + TOP_SLOTS * TOP_CLASS
@@ -338,6 +338,27 @@ def top_boot(t, a):
              'ranges %s' % out.ranges)
 
 
+# CONFIG_IOMMU_IO_BUFFER_SLOTS's default: the test kernel's boots set no iommu.bounce_slots
+BOOT_SLOTS = 128
+
+
+def classes_sized(ranges):
+    """(ok, classes, bad) of the guest's ranges (guest.Output.ranges): every class the
+    devices' pools set up has BOOT_SLOTS slots, and there is at least one.  The KUnit
+    suite runs at boot beside them with pools of 1 to 16 slots a class, its own."""
+    got = [(tag, dev, size, slots) for (tag, dev), rs in sorted(ranges.items())
+           for size, _, slots in rs]
+    bad = [g for g in got if g[3] != BOOT_SLOTS]
+    return bool(got) and not bad, len(got), bad
+
+
+def record_classes_sized(t, label, out):
+    ok, n, bad = classes_sized(out.ranges)
+    t.record('%s: every class of the devices\' pools has iommu.bounce_slots=%d slots, '
+             'whatever the KUnit suite beside them set (%d classes seen)'
+             % (label, BOOT_SLOTS, n), ok, 'classes of other sizes: %s' % (bad or 'none seen'))
+
+
 def pool_debugfs(t, label, out, modes):
     """The NVMe domain's own debugfs directory (under iommu/ in the test kernel, which
     has CONFIG_IOMMU_DEBUGFS; at the top in the bench kernel, as users build it)
@@ -392,6 +413,7 @@ def verify_boot(t, a):
         t.record('pool: the verify run went through the pool (%d mappings bounced)' % bounced,
                  bounced > 0, 'stats before %s, after %s' % (before, after))
     pool_debugfs(t, 'debug kernel', out, a.modes.split(','))
+    record_classes_sized(t, 'debug kernel', out)
     t.record('DMA-API debug: no errors after unbinding the NVMe driver (%s)'
              % out.dma_api_errors, out.dma_api_errors == 0,
              'error_count %s' % out.dma_api_errors)
@@ -423,6 +445,7 @@ def untrusted_boot(t, a):
     out = run.output
     for name, ok, why in untrusted.verdicts(out, run.console):
         t.record(name, ok, why)
+    record_classes_sized(t, 'untrusted', out)
     t.record('untrusted: DMA-API debug: no errors after unbinding the NVMe driver (%s)'
              % out.dma_api_errors, out.dma_api_errors == 0,
              'error_count %s' % out.dma_api_errors)

@@ -67,6 +67,7 @@ untrusted() {
 		done; done
 	done
 	echo 0 > $TR/events/swiotlb/swiotlb_bounced/enable
+	ranges "u after"
 	echo default > /sys/kernel/iommu_groups/$GRP/bounce
 	leak_checks
 }

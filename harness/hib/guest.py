@@ -26,8 +26,9 @@ Line kinds (see harness/guest/init and the scenario files beside it):
   HIB edu-warmup CHECK=RESULT...    (the edu module's pool run before the counted one)
   HIB mapbench REP PAGES DIR MODE NS (map+unmap microbenchmark: ns per pair, DIR 0 to
                                     the device, 1 from it)
-  HIB ranges TAG DEV SIZE@IOVA,...     (the classes DEV's pool has set up: slot size and
-                                    first IOVA of each, from debugfs policy)
+  HIB ranges TAG DEV SIZExN@IOVA,...  (the classes DEV's pool has set up: slot size,
+                                    number of slots and first IOVA of each, from
+                                    debugfs policy)
   HIB verify MODE BS rc=N TERSE
   HIB untrusted-dev port=PATH removable=R type=T bounce=B ssdt=N protect=N
                                     (the untrusted scenario's device, harness/hib/untrusted.py)
@@ -223,19 +224,26 @@ class Output:
         self.policy = []         # [dict] of "HIB policy" lines (parse_policy)
         self.edu_warmup = None   # {check: result} of the edu module's warm-up run
         self.mapbench = []       # [(rep, pages, dir, mode, ns)]
-        self.ranges = {}         # (tag, dev) -> [(slot size, first IOVA)]
+        self.ranges = {}         # (tag, dev) -> [(slot size, first IOVA, slots)]
         self.untrusted_dev = {}  # field -> value of the "HIB untrusted-dev" line
         self.trace_lines = {}    # trace event -> its first line in the trace, or ''
 
 
 def parse_ranges(field):
-    """The classes of a "HIB ranges" line, [(slot size, first IOVA)]; [] for "none"."""
+    """The classes of a "HIB ranges" line, [(slot size, first IOVA, slots)]; [] for
+    "none".  Each class is SIZExSLOTS@IOVA (SIZE@IOVA before the slot count was
+    shown: slots None)."""
     if field == 'none':
         return []
+    out = []
     try:
-        return [(int(s), int(b, 16)) for s, b in (r.split('@') for r in field.split(','))]
+        for r in field.split(','):
+            size, base = r.split('@')
+            size, _, slots = size.partition('x')
+            out.append((int(size), int(base, 16), int(slots) if slots else None))
     except ValueError as e:
         raise ParseError('bad ranges field: %r' % field) from e
+    return out
 
 
 def parse_policy(f):

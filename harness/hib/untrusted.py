@@ -72,16 +72,21 @@ def disk_mib():
     return len(expected_runs()) * CHECK_MIB + 8
 
 
+# the pool's other reasons to leave a mapping to swiotlb: none should occur here (a
+# class of 128 slots at iodepth 16, memory to spare, a 64-bit DMA mask, no fault
+# injection), and a failure must say which it was
+OTHER_FALLBACKS = ('fallback_class_full', 'fallback_no_memory', 'fallback_map_failed',
+                   'fallback_dma_mask', 'fallback_sg_layout', 'fallback_device_memory')
 COUNTERS = ('untrusted_bounced', 'untrusted_swiotlb', 'bounced', 'policy_mapped',
             'fallback_too_big', 'fallback_off', 'fallback_class_setup', 'swiotlb_traced',
-            'trace_overrun', 'swiotlb_hiwater')
+            'trace_overrun', 'swiotlb_hiwater') + OTHER_FALLBACKS
 
 
 def run_verdict(mode, bs, align, ios, d):
     """(what, ok) for one fio run's counter changes d (COUNTERS), ios its I/Os."""
     # no cost bouncing in an untrusted domain, and a trace that lost nothing
     sane = d['bounced'] == d['untrusted_bounced'] and d['policy_mapped'] == 0 \
-        and d['trace_overrun'] == 0
+        and d['trace_overrun'] == 0 and not any(d[k] for k in OTHER_FALLBACKS)
     # a class is set up by a worker on its first mapping: until then its mappings
     # are swiotlb's, at most those in flight (2 segments per block at iodepth 16)
     setup_ok = d['fallback_class_setup'] <= 2 * CHECK_IODEPTH

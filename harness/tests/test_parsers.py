@@ -114,13 +114,17 @@ class GuestOutput(unittest.TestCase):
     def test_top_of_space_verdict(self):
         import check
         key = ('pool-all after', '0000:00:02.0')
-        fixed = {key: [(131072, 0xfffffffffff80000)]}
+        fixed = {key: [(131072, 0xfffffffffff80000, check.TOP_SLOTS)]}
         self.assertEqual(check.top_range_ok(fixed, 'pool-all after'),
                          (True, 0xfffffffffffc0000))
         # the old layout: two 128 KiB slots ending exactly at 2^64
-        self.assertFalse(check.top_range_ok({key: [(131072, 0xfffffffffffc0000)]},
+        self.assertFalse(check.top_range_ok({key: [(131072, 0xfffffffffffc0000, 2)]},
                                             'pool-all after')[0])
-        self.assertFalse(check.top_range_ok({key: [(131072, 0x100000)]}, 'pool-all after')[0])
+        self.assertFalse(check.top_range_ok({key: [(131072, 0x100000, 2)]},
+                                            'pool-all after')[0])
+        # a class with other than the boot's slot count
+        self.assertFalse(check.top_range_ok({key: [(131072, 0xfffffffffff80000, 8)]},
+                                            'pool-all after')[0])
 
     def test_top_slots_used(self):
         import check
@@ -139,14 +143,31 @@ class GuestOutput(unittest.TestCase):
                                             'slots_mapped': 2})[0])
         self.assertEqual(check.top_range_ok({}, 'pool-all after'), (False, 0))
 
+    def test_classes_sized(self):
+        import check
+        n = check.BOOT_SLOTS
+        good = {('pool after', 'nvme'): [(4096, 0xfff00000, n), (8192, 0xffe00000, n)],
+                ('strict after', 'nvme'): []}
+        self.assertEqual(check.classes_sized(good), (True, 2, []))
+        # what CI saw: a class set up while the KUnit suite had set 8 slots
+        bad = dict(good)
+        bad[('pool after', 'nvme')] = [(4096, 0xfff00000, 8), (8192, 0xffe00000, n)]
+        self.assertFalse(check.classes_sized(bad)[0])
+        # a kernel that does not show the count, and no class at all
+        self.assertFalse(check.classes_sized({('pool after', 'nvme'):
+                                              [(4096, 0xfff00000, None)]})[0])
+        self.assertFalse(check.classes_sized({('strict after', 'nvme'): []})[0])
+
     def test_ranges(self):
-        o = guest.parse('HIB ranges pool-all after 0000:00:02.0 131072@0xfffffffffffc0000,'
+        o = guest.parse('HIB ranges pool-all after 0000:00:02.0 131072x2@0xfffffffffffc0000,'
                         '4096@0xfffffffffff00000\n'
                         'HIB ranges pool-all after 0000:00:03.0 none\n')
+        # a class with its slot count, and one as kernels before it showed them
         self.assertEqual(o.ranges[('pool-all after', '0000:00:02.0')],
-                         [(131072, 0xfffffffffffc0000), (4096, 0xfffffffffff00000)])
+                         [(131072, 0xfffffffffffc0000, 2), (4096, 0xfffffffffff00000, None)])
         self.assertEqual(o.ranges[('pool-all after', '0000:00:03.0')], [])
-        for bad in ('HIB ranges x dev 4096\n', 'HIB ranges x dev 4096@zz\n', 'HIB ranges x\n'):
+        for bad in ('HIB ranges x dev 4096\n', 'HIB ranges x dev 4096@zz\n', 'HIB ranges x\n',
+                    'HIB ranges x dev 4096xq@0x1000\n'):
             with self.assertRaises(guest.ParseError):
                 guest.parse(bad)
 

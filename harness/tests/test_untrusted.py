@@ -55,6 +55,21 @@ class Verdicts(unittest.TestCase):
             bump(out, tag, k, by)
         self.assertEqual(len(failed(out)), 1)
 
+    def test_other_fallback_fails(self):
+        # what CI saw once: swiotlb took some blocks, for none of the expected reasons
+        # (the class had 8 slots, from the KUnit suite's settings): each reason fails
+        for k in untrusted.OTHER_FALLBACKS:
+            out = recorded()
+            tag = 'u pool 512 0'
+            for name, by in (('untrusted_bounced', -72), ('bounced', -72),
+                             ('untrusted_swiotlb', 72), ('swiotlb_traced', 72), (k, 72)):
+                bump(out, tag, name, by)
+            self.assertEqual(failed(out), ['untrusted pool: fio verify bs=512 at offset 0: '
+                                           'the pool bounced every block (%d mappings), '
+                                           'swiotlb only 72 while a class was set up'
+                                           % untrusted.delta(out, tag, 'untrusted_bounced')],
+                             k)
+
     def test_cost_bouncing_in_untrusted_domain_fails(self):
         out = recorded()
         bump(out, 'u pool 4096 0', 'bounced', 1024)
