@@ -239,13 +239,28 @@ def record_edu(t, prefix, out):
                      bounced == 0, 'stats %s -> %s' % (b, a))
 
 
+# The debug (KASAN) kernel boots with 4-level page tables.  Under QEMU's -cpu max the
+# guest has LA57, and generic KASAN on x86 with 5-level paging can report a false
+# "wild-memory-access" in do_raw_spin_lock() from the first interrupts of the boot,
+# before anything of ours runs (make check saw it once, on 2026-12-02; upstream:
+# "kasan: Fix false-positive wild-memory-access on x86 under 5-level paging", June 2026).
+# The lean kernels the benchmarks use keep the CPU's paging as it is.
+DEBUG_APPEND = 'no5lvl'
+
+
+def boot_append(flavour, append):
+    """The kernel command line for a boot of flavour ('test' is the debug kernel)."""
+    return '%s %s' % (DEBUG_APPEND, append) if flavour == 'test' else append
+
+
 def booted(t, label, name, kernel, flavour, append, timeout, **kw):
     """Boot kernel with initrd(flavour) (with the SSDT for untrusted=True); record that
     the guest ran to its end with a clean console and no init error, under label.
     Returns the run, or None when it could not boot at all (recorded as a failure)."""
     try:
-        run = qemu.boot(name, kernel, initrd(flavour, acpi=kw.get('untrusted', False)), append,
-                        os.path.join(TOP, 'build', 'logs'), timeout, **kw)
+        run = qemu.boot(name, kernel, initrd(flavour, acpi=kw.get('untrusted', False)),
+                        boot_append(flavour, append), os.path.join(TOP, 'build', 'logs'),
+                        timeout, **kw)
     except (qemu.RunFailed, guest.ParseError) as e:
         t.record('%s: boot' % label, False, str(e))
         return None

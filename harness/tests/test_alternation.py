@@ -141,11 +141,13 @@ class AltHelper(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn('cannot open', r.stderr)
 
-    def device(self, name, rates, lag, writes=()):
+    def device(self, name, rates, lag, writes=(), info=None):
         """A fake device: its stat file gains rates[v] sectors a millisecond (written
         sectors for the values in writes, read ones otherwise) while its knob has read v
         for lag seconds (requests in flight keep the old mode).  Returns the stat and
-        knob paths and the list of (value, seconds) turns the knob went through."""
+        knob paths and the list of (value, seconds) turns the knob went through.  A
+        dict info gets 'stop' (stops the device) and 'max_gap' (the longest time in
+        seconds the device went without updating its stat file: the host's stalls)."""
         stat = os.path.join(self.dir, name + '.stat')
         knob = os.path.join(self.dir, name + '.knob')
         with open(stat, 'w') as f:
@@ -155,12 +157,16 @@ class AltHelper(unittest.TestCase):
         stop = threading.Event()
 
         turns = []
+        if info is None:
+            info = {}
+        info['max_gap'] = 0.0
 
         def run():
             rd = wr = 0.0
             hist, last = [], time.monotonic()
             while not stop.is_set():
                 now = time.monotonic()
+                info['max_gap'] = max(info['max_gap'], now - last)
                 try:
                     with open(knob) as f:
                         v = f.read(1)
@@ -186,8 +192,12 @@ class AltHelper(unittest.TestCase):
 
         t = threading.Thread(target=run)
         t.start()
-        self.addCleanup(t.join)
-        self.addCleanup(stop.set)
+
+        def halt():
+            stop.set()
+            t.join()
+        info['stop'] = halt
+        self.addCleanup(halt)
         return stat, knob, turns
 
     def rates(self, out, n):
@@ -199,12 +209,16 @@ class AltHelper(unittest.TestCase):
         """B writes at three times A's read rate: with a skip longer than the device's
         lag, hib-alt must find 3, in equal numbers of turns of the length asked, in an
         order that changes from cycle to cycle."""
-        # a fake device in real time: a host busy elsewhere can stretch one run, so a
-        # run that misses is tried again, twice at most (each miss is printed)
-        for attempt in range(3):
+        # a fake device in real time: the host can stall it (a stat file that lags is
+        # what hib-alt then measures), so a run that misses is tried again, four times
+        # at most, each on its own device, the previous one stopped (each miss is
+        # printed with the device's longest stall); 1.2 s of turns, about 8 per mode
+        for attempt in range(5):
+            info = {}
             stat, knob, turns = self.device('two%d' % attempt, {'A': 8, 'B': 24}, 0.006,
-                                            writes='B')
-            r = self.run_alt(stat, 40, 12, 20, 600, 1, 0, knob + '=A', knob + '=B')
+                                            writes='B', info=info)
+            r = self.run_alt(stat, 40, 12, 20, 1200, 1, 0, knob + '=A', knob + '=B')
+            info['stop']()
             self.assertEqual(r.returncode, 0, r.stderr)
             (ra, ns_a, segs_a), (rb, _, segs_b) = self.rates(r.stdout, 2)[0]
             miss = [why for ok, why in (
@@ -215,7 +229,8 @@ class AltHelper(unittest.TestCase):
                 (2.5 < rb / ra < 3.5, 'rate ratio %.3f' % (rb / ra))) if not ok]
             if not miss:
                 break
-            print('test_rates_per_mode: attempt %d missed: %s' % (attempt + 1, ', '.join(miss)))
+            print('test_rates_per_mode: attempt %d missed: %s (the fake device stalled up '
+                  'to %.1f ms)' % (attempt + 1, ', '.join(miss), info['max_gap'] * 1e3))
         self.assertEqual(miss, [])
         # shuffled cycles: some turns of one mode follow each other (AB BA: a double
         # turn of A), and some do not

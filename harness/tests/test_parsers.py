@@ -143,6 +143,12 @@ class GuestOutput(unittest.TestCase):
                                             'slots_mapped': 2})[0])
         self.assertEqual(check.top_range_ok({}, 'pool-all after'), (False, 0))
 
+    def test_debug_boots_without_la57(self):
+        import check
+        self.assertEqual(check.boot_append('test', 'hib.scenario=verify').split(),
+                         ['no5lvl', 'hib.scenario=verify'])
+        self.assertEqual(check.boot_append('bench', 'hib.scenario=bench'), 'hib.scenario=bench')
+
     def test_classes_sized(self):
         import check
         n = check.BOOT_SLOTS
