@@ -255,18 +255,31 @@ class AltHelper(unittest.TestCase):
     def test_three_modes_and_drain(self):
         """Three modes take equal turns; the skip grows to three drain times of the
         sectors in flight (80 sectors at 8 a ms: 10 ms, so a skip of 30 and turns of 90)."""
-        stat, knob, _ = self.device('three', {'A': 8, 'B': 16, 'C': 24}, 0.004)
-        r = self.run_alt(stat, 20, 5, 100, 900, 7, 80, knob + '=A', knob + '=B', knob + '=C')
-        self.assertEqual(r.returncode, 0, r.stderr)
-        modes, (skip, seg) = self.rates(r.stdout, 3)
-        self.assertGreaterEqual(skip, 24)
-        self.assertLessEqual(skip, 40)
-        self.assertAlmostEqual(seg, 3 * skip, delta=3)
-        self.assertEqual(len({m[2] for m in modes}), 1)
-        self.assertGreater(modes[1][0] / modes[0][0], 1.7)
-        self.assertLess(modes[1][0] / modes[0][0], 2.3)
-        self.assertGreater(modes[2][0] / modes[0][0], 2.6)
-        self.assertLess(modes[2][0] / modes[0][0], 3.4)
+        # the fake device runs in real time: a stall of it during the warm-up makes
+        # the drain look long (a skip of 151 ms once), so a run that misses is tried
+        # again, four times at most, as in test_rates_per_mode
+        for attempt in range(5):
+            info = {}
+            stat, knob, _ = self.device('three%d' % attempt, {'A': 8, 'B': 16, 'C': 24},
+                                        0.004, info=info)
+            r = self.run_alt(stat, 20, 5, 100, 900, 7, 80,
+                             knob + '=A', knob + '=B', knob + '=C')
+            info['stop']()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            modes, (skip, seg) = self.rates(r.stdout, 3)
+            rb, rc = modes[1][0] / modes[0][0], modes[2][0] / modes[0][0]
+            miss = [why for ok, why in (
+                (24 <= skip <= 40, 'skip %d ms' % skip),
+                (abs(seg - 3 * skip) <= 3, 'turns of %d ms for a skip of %d' % (seg, skip)),
+                (len({m[2] for m in modes}) == 1, 'turns %s' % [m[2] for m in modes]),
+                (1.7 < rb < 2.3, 'B/A %.3f' % rb),
+                (2.6 < rc < 3.4, 'C/A %.3f' % rc)) if not ok]
+            if not miss:
+                break
+            print('test_three_modes_and_drain: attempt %d missed: %s (the fake device '
+                  'stalled up to %.1f ms)' % (attempt + 1, ', '.join(miss),
+                                              info['max_gap'] * 1e3))
+        self.assertEqual(miss, [])
 
     def test_knob_read_back(self):
         """A knob that does not keep what was written is refused: /dev/null takes
