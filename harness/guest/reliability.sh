@@ -366,9 +366,18 @@ reliability() {
 
 	out case hotplug
 	stats "hotplug before"
+	p0=$(sed -n 's/^pools //p' $STATS)
 	load_start 60
 	monitor unplug || die "$BDF still there 60 s after device_del"
 	wait $load
+	# the device leaves sysfs before the IOMMU core releases it (a bus notifier
+	# after device_del()), and its domain and pool go then: wait for that, 10 s
+	# at most (make check once read the count before the release)
+	i=0
+	while [ "$(sed -n 's/^pools //p' $STATS)" = "$p0" ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
 	stats "hotplug unplugged"
 	monitor plug || die "$BDF not back 60 s after device_add"
 	blockdev_wait || die "no namespace after re-plugging $BDF"
