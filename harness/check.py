@@ -27,7 +27,7 @@ import unittest
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HARNESS)
 sys.path.insert(0, HARNESS)
-from hib import guest, ktap, qemu, reliability, untrusted  # noqa: E402
+from hib import guest, kconfig, ktap, qemu, reliability, untrusted  # noqa: E402
 
 
 class Tally:
@@ -295,7 +295,7 @@ def top_range_ok(ranges, tag):
     """(ok, end): the guest's ranges (guest.Output.ranges) at tag hold one TOP_CLASS
     class, in the top 4 GiB, whose slots end (exclusive) below 2^64; end 0: none."""
     found = [base for (tg, _), rs in ranges.items() if tg == tag
-             for size, base, slots in rs if size == TOP_CLASS and slots in (None, TOP_SLOTS)]
+             for size, base, slots in rs if size == TOP_CLASS and slots == TOP_SLOTS]
     if len(found) != 1:
         return False, 0
     end = found[0] + TOP_SLOTS * TOP_CLASS
@@ -353,25 +353,45 @@ def top_boot(t, a):
              'ranges %s' % out.ranges)
 
 
-# CONFIG_IOMMU_IO_BUFFER_SLOTS's default: the test kernel's boots set no iommu.bounce_slots
-BOOT_SLOTS = 128
+def kernel_slots(kernel):
+    """CONFIG_IOMMU_IO_BUFFER_SLOTS of the kernel image's build (the .config beside
+    arch/x86/boot/bzImage in its O= directory), an int, or None if it cannot be read."""
+    obj = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(kernel)))))
+    try:
+        with open(os.path.join(obj, '.config')) as f:
+            v = kconfig.parse(f.read()).get('CONFIG_IOMMU_IO_BUFFER_SLOTS')
+    except OSError:
+        return None
+    try:
+        return int(v, 0) if v is not None else None
+    except ValueError:
+        return None
 
 
-def classes_sized(ranges):
-    """(ok, classes, bad) of the guest's ranges (guest.Output.ranges): every class the
-    devices' pools set up has BOOT_SLOTS slots, and there is at least one.  The KUnit
-    suite runs at boot beside them with pools of 1 to 16 slots a class, its own."""
+def classes_sized(ranges, boot, built):
+    """(ok, classes, bad) of the guest's ranges (guest.Output.ranges): the boot's
+    iommu.bounce_slots (boot, as the guest read it; these boots set none) is the kernel's
+    CONFIG_IOMMU_IO_BUFFER_SLOTS (built), every class the devices' pools set up has that
+    many slots, and there is at least one.  The KUnit suite runs at boot beside them with
+    pools of 1 to 16 slots a class, its own."""
     got = [(tag, dev, size, slots) for (tag, dev), rs in sorted(ranges.items())
            for size, _, slots in rs]
-    bad = [g for g in got if g[3] != BOOT_SLOTS]
-    return bool(got) and not bad, len(got), bad
+    try:
+        want = int(boot)
+    except (TypeError, ValueError):
+        return False, len(got), got
+    bad = [g for g in got if g[3] != want]
+    return want == built and bool(got) and not bad, len(got), bad
 
 
-def record_classes_sized(t, label, out):
-    ok, n, bad = classes_sized(out.ranges)
-    t.record('%s: every class of the devices\' pools has iommu.bounce_slots=%d slots, '
-             'whatever the KUnit suite beside them set (%d classes seen)'
-             % (label, BOOT_SLOTS, n), ok, 'classes of other sizes: %s' % (bad or 'none seen'))
+def record_classes_sized(t, label, out, kernel):
+    boot, built = out.knob_boot.get('bounce_slots'), kernel_slots(kernel)
+    ok, n, bad = classes_sized(out.ranges, boot, built)
+    t.record('%s: every class of the devices\' pools has iommu.bounce_slots=%s slots, the '
+             'kernel\'s CONFIG_IOMMU_IO_BUFFER_SLOTS=%s, whatever the KUnit suite beside them '
+             'set (%d classes seen)' % (label, boot, built, n), ok,
+             'classes of other sizes: %s' % (bad or 'none seen'))
 
 
 def pool_debugfs(t, label, out, modes):
@@ -428,7 +448,7 @@ def verify_boot(t, a):
         t.record('pool: the verify run went through the pool (%d mappings bounced)' % bounced,
                  bounced > 0, 'stats before %s, after %s' % (before, after))
     pool_debugfs(t, 'debug kernel', out, a.modes.split(','))
-    record_classes_sized(t, 'debug kernel', out)
+    record_classes_sized(t, 'debug kernel', out, a.kernel)
     t.record('DMA-API debug: no errors after unbinding the NVMe driver (%s)'
              % out.dma_api_errors, out.dma_api_errors == 0,
              'error_count %s' % out.dma_api_errors)
@@ -460,7 +480,7 @@ def untrusted_boot(t, a):
     out = run.output
     for name, ok, why in untrusted.verdicts(out, run.console):
         t.record(name, ok, why)
-    record_classes_sized(t, 'untrusted', out)
+    record_classes_sized(t, 'untrusted', out, a.kernel)
     t.record('untrusted: DMA-API debug: no errors after unbinding the NVMe driver (%s)'
              % out.dma_api_errors, out.dma_api_errors == 0,
              'error_count %s' % out.dma_api_errors)

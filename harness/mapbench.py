@@ -52,11 +52,12 @@ def main():
             print('mapbench FAILED: %s' % p, file=sys.stderr)
         return 1
     rows = mapbench.rows(run.output.mapbench, run.output.policy)
+    fit = mapbench.copy_fit(rows)
     doc = {'machine': report.machine('virtio'), 'reps': a.reps, 'calls': a.calls,
            'turns': a.turns,
            'kernel': run.output.begin[1], 'seconds': round(run.elapsed), 'cmdline': append,
            'rows': rows, 'summary': mapbench.summary(rows), 'policy': run.output.policy,
-           'copy_fit': mapbench.copy_fit(rows),
+           'copy_fit': fit, 'clear_split': mapbench.clear_split(fit),
            'harness': report.harness_commit(TOP), 'date': report.utc_now()}
     if a.from_log:
         report.keep_run_fields(a.out, 'mapbench', doc,

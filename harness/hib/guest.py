@@ -231,16 +231,17 @@ class Output:
 
 def parse_ranges(field):
     """The classes of a "HIB ranges" line, [(slot size, first IOVA, slots)]; [] for
-    "none".  Each class is SIZExSLOTS@IOVA (SIZE@IOVA before the slot count was
-    shown: slots None)."""
+    "none".  Each class is SIZExSLOTS@IOVA."""
     if field == 'none':
         return []
     out = []
     try:
         for r in field.split(','):
             size, base = r.split('@')
-            size, _, slots = size.partition('x')
-            out.append((int(size), int(base, 16), int(slots) if slots else None))
+            size, x, slots = size.partition('x')
+            if not x:
+                raise ValueError('no slot count')
+            out.append((int(size), int(base, 16), int(slots)))
     except ValueError as e:
         raise ParseError('bad ranges field: %r' % field) from e
     return out

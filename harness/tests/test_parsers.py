@@ -125,6 +125,9 @@ class GuestOutput(unittest.TestCase):
         # a class with other than the boot's slot count
         self.assertFalse(check.top_range_ok({key: [(131072, 0xfffffffffff80000, 8)]},
                                             'pool-all after')[0])
+        # a class whose slot count was not shown
+        self.assertFalse(check.top_range_ok({key: [(131072, 0xfffffffffff80000, None)]},
+                                            'pool-all after')[0])
 
     def test_top_slots_used(self):
         import check
@@ -151,29 +154,51 @@ class GuestOutput(unittest.TestCase):
 
     def test_classes_sized(self):
         import check
-        n = check.BOOT_SLOTS
+        n = 128
         good = {('pool after', 'nvme'): [(4096, 0xfff00000, n), (8192, 0xffe00000, n)],
                 ('strict after', 'nvme'): []}
-        self.assertEqual(check.classes_sized(good), (True, 2, []))
+        self.assertEqual(check.classes_sized(good, '128', 128), (True, 2, []))
         # what CI saw: a class set up while the KUnit suite had set 8 slots
         bad = dict(good)
         bad[('pool after', 'nvme')] = [(4096, 0xfff00000, 8), (8192, 0xffe00000, n)]
-        self.assertFalse(check.classes_sized(bad)[0])
-        # a kernel that does not show the count, and no class at all
-        self.assertFalse(check.classes_sized({('pool after', 'nvme'):
-                                              [(4096, 0xfff00000, None)]})[0])
-        self.assertFalse(check.classes_sized({('strict after', 'nvme'): []})[0])
+        self.assertFalse(check.classes_sized(bad, '128', 128)[0])
+        # no class at all
+        self.assertFalse(check.classes_sized({('strict after', 'nvme'): []}, '128', 128)[0])
+        # the boot's knob is not what the kernel was built with, or was not reported
+        self.assertFalse(check.classes_sized(good, '64', 128)[0])
+        self.assertFalse(check.classes_sized(good, None, 128)[0])
+        self.assertFalse(check.classes_sized(good, 'none', 128)[0])
+        self.assertFalse(check.classes_sized(good, '128', None)[0])
+        # classes and knob agree with each other, but not with the build
+        small = {('pool after', 'nvme'): [(4096, 0xfff00000, 64)]}
+        self.assertFalse(check.classes_sized(small, '64', 128)[0])
+
+    def test_kernel_slots(self):
+        import check
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            boot = os.path.join(d, 'arch', 'x86', 'boot')
+            os.makedirs(boot)
+            kernel = os.path.join(boot, 'bzImage')
+            self.assertIsNone(check.kernel_slots(kernel))
+            with open(os.path.join(d, '.config'), 'w') as f:
+                f.write('CONFIG_IOMMU_IO_BUFFER=y\nCONFIG_IOMMU_IO_BUFFER_SLOTS=256\n')
+            self.assertEqual(check.kernel_slots(kernel), 256)
+            with open(os.path.join(d, '.config'), 'w') as f:
+                f.write('# CONFIG_IOMMU_IO_BUFFER is not set\n')
+            self.assertIsNone(check.kernel_slots(kernel))
 
     def test_ranges(self):
         o = guest.parse('HIB ranges pool-all after 0000:00:02.0 131072x2@0xfffffffffffc0000,'
-                        '4096@0xfffffffffff00000\n'
+                        '4096x128@0xfffffffffff00000\n'
                         'HIB ranges pool-all after 0000:00:03.0 none\n')
-        # a class with its slot count, and one as kernels before it showed them
         self.assertEqual(o.ranges[('pool-all after', '0000:00:02.0')],
-                         [(131072, 0xfffffffffffc0000, 2), (4096, 0xfffffffffff00000, None)])
+                         [(131072, 0xfffffffffffc0000, 2), (4096, 0xfffffffffff00000, 128)])
         self.assertEqual(o.ranges[('pool-all after', '0000:00:03.0')], [])
         for bad in ('HIB ranges x dev 4096\n', 'HIB ranges x dev 4096@zz\n', 'HIB ranges x\n',
-                    'HIB ranges x dev 4096xq@0x1000\n'):
+                    'HIB ranges x dev 4096xq@0x1000\n',
+                    # a class without its slot count, as kernels before patch 18 showed it
+                    'HIB ranges x dev 4096@0x1000\n'):
             with self.assertRaises(guest.ParseError):
                 guest.parse(bad)
 

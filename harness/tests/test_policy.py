@@ -164,6 +164,19 @@ class MapBench(unittest.TestCase):
         md = mapbench.mapbench_md({'machine': 'm', 'calls': 2000, 'reps': 8, 'rows': [],
                                    'summary': mapbench.summary([]), 'copy_fit': fit})
         self.assertIn('| to_device | 300.0 | 700 | 1900 | 1200 | 1.583 |', md)
+        # from_device: two 300 ns/KiB copies and a 300 ns/KiB clear
+        cs = mapbench.clear_split(fit)
+        self.assertEqual((cs['copies_ns'], cs['clear_ns'], cs['pair_ns']), (2400, 1200, 4300))
+        self.assertEqual((cs['clear_per_copies'], cs['floor_per_copies']), (0.5, 1.5))
+        self.assertEqual(cs['pair_per_copies'], 1.792)
+        self.assertFalse(cs['reachable'])
+        self.assertIn('would still be 1.500 times its copies: issue 14\'s 1.2 is out of reach',
+                      md)
+        # a clear of 5 % of the copies leaves the target within reach
+        cheap = {'from_device': {'ns_per_kib': 630.0, 'at_4k': {'pair_ns': 2600}},
+                 'to_device': {'ns_per_kib': 300.0}}
+        self.assertTrue(mapbench.clear_split(cheap)['reachable'])
+        self.assertIsNone(mapbench.clear_split({'to_device': fit['to_device']}))
 
 if __name__ == '__main__':
     unittest.main()
