@@ -27,7 +27,9 @@ def main():
     ap.add_argument('--calls', type=int, default=2000, help='map+unmap pairs per turn')
     ap.add_argument('--turns', type=int, default=10,
                     help='turns per mode in every repetition, the modes interleaved')
-    ap.add_argument('--modes', default='strict,strict2,pool-auto,pool-all')
+    ap.add_argument('--modes', default='strict,strict2,pool-none,pool-auto,pool-all',
+                    help='strict first; pool-none is the pool on bouncing nothing')
+    ap.add_argument('--pages', default='1,2,4,8,16,32', help='buffer sizes in pages')
     ap.add_argument('--pin-vcpus', type=int, default=1, choices=(0, 1))
     ap.add_argument('--from-log', action='store_true',
                     help="no guest: rebuild the report from the last run's result log")
@@ -36,8 +38,15 @@ def main():
         ap.error('--reps below 6 gives no 95 % interval')
     if not 1 <= a.calls <= 1000000 or a.turns < 1:
         ap.error('--calls must be from 1 to 1000000, --turns at least 1')
+    try:
+        pages = [int(p) for p in a.pages.split(',')]
+    except ValueError:
+        pages = []
+    if not pages or any(not 1 <= p <= 32 for p in pages):
+        ap.error('--pages must list sizes from 1 to 32 pages, comma-separated')
     append = ('quiet iommu.strict=1 hib.scenario=mapbench hib.reps=%d hib.calls=%d '
-              'hib.turns=%d hib.modes=%s' % (a.reps, a.calls, a.turns, a.modes))
+              'hib.turns=%d hib.modes=%s hib.pages=%s'
+              % (a.reps, a.calls, a.turns, a.modes, ','.join(map(str, pages))))
     if a.from_log:
         run = qemu.Run('mapbench', os.path.join(a.logs, 'mapbench.console.log'),
                        os.path.join(a.logs, 'mapbench.results.log'), 0, False, 0)
@@ -58,6 +67,7 @@ def main():
            'kernel': run.output.begin[1], 'seconds': round(run.elapsed), 'cmdline': append,
            'rows': rows, 'summary': mapbench.summary(rows), 'policy': run.output.policy,
            'copy_fit': fit, 'clear_split': mapbench.clear_split(fit),
+           'mapped_cost': mapbench.mapped_cost(rows),
            'harness': report.harness_commit(TOP), 'date': report.utc_now()}
     if a.from_log:
         report.keep_run_fields(a.out, 'mapbench', doc,

@@ -75,6 +75,8 @@ mode_knobs() {	# mode_knobs MODE: the pool knobs of that mode, in $want and $thr
 	*pool) want=auto ;;
 	*pool-auto) want=on; thr=auto ;;
 	*pool-all) want=on; thr=$(largest_class) || die "cannot read iommu.bounce_classes" ;;
+	# the pool on but bouncing nothing: what its hooks cost the normal path
+	*pool-none) want=on; thr=0 ;;
 	esac
 }
 

@@ -87,6 +87,27 @@ def copy_fit(rs, mode='pool-all'):
     return out
 
 
+def mapped_cost(rs):
+    """What the policy costs where it maps: over the rows whose pool-auto decision was
+    "map", the mean of the row medians (time per pair over strict's) of pool-auto, of
+    pool-none (the pool on, bouncing nothing: its hooks without the policy) and of
+    strict2 (the A/A control), where the run had them.  pool-auto less pool-none is the
+    policy's own share: its sampling, decisions and exploration runs.  None without
+    such rows."""
+    by = {(r['pages'], r['dir'], r['mode']): r['time_ratio_to_strict'] for r in rs}
+    keys = [(r['pages'], r['dir']) for r in rs
+            if r['mode'] == 'pool-auto' and r.get('decision') == 'map'
+            and r['time_ratio_to_strict'] is not None]
+    if not keys:
+        return None
+    out = {'rows': len(keys)}
+    for mode in ('pool-auto', 'pool-none', 'strict2'):
+        vals = [by.get(k + (mode,)) for k in keys]
+        if all(v is not None for v in vals):
+            out[mode] = round(statistics.fmean(vals), 4)
+    return out
+
+
 def clear_split(fit, limit=1.2):
     """Issue 14's 4k read target against the guarantee that a write-only slot is
     cleared when its mapping ends (the IOMMU may let the device read it while it is
@@ -123,10 +144,11 @@ def mapbench_md(doc):
              'size bounced. Target: pool-auto at most %.2f times strict\'s time in every row.'
              % (doc.get('turns', 1), doc['calls'], doc['reps'], AUTO_LIMIT), '',
              '`strict2` is strict again, the A/A control: how far a ratio moves by noise '
-             'alone.', '',
-             '| bytes | dir | strict ns/pair | strict2 / strict [95 %] | pool-auto / strict '
-             '[95 %] | decision | pool-all / strict [95 %] |',
-             '|---|---|---|---|---|---|---|']
+             'alone. `pool-none`: iommu.bounce=on, iommu.bounce_threshold=0, the pool '
+             'on but bouncing nothing: what its hooks alone cost the normal path.', '',
+             '| bytes | dir | strict ns/pair | strict2 / strict [95 %] | pool-none / strict '
+             '[95 %] | pool-auto / strict [95 %] | decision | pool-all / strict [95 %] |',
+             '|---|---|---|---|---|---|---|---|']
     by = {(r['pages'], r['dir'], r['mode']): r for r in doc['rows']}
 
     def iv(r):
@@ -138,15 +160,23 @@ def mapbench_md(doc):
 
     for (pages, d) in sorted({(r['pages'], r['dir']) for r in doc['rows']}):
         a, p = by.get((pages, d, 'pool-auto')), by.get((pages, d, 'pool-all'))
-        aa = by.get((pages, d, 'strict2'))
+        aa, nn = by.get((pages, d, 'strict2')), by.get((pages, d, 'pool-none'))
         ref = a or p
-        lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s |' % (
             report._size(pages * 4096), d, ref['strict_ns_per_pair'] if ref else '-',
-            iv(aa), iv(a), (a or {}).get('decision') or '-', iv(p)))
+            iv(aa), iv(nn), iv(a), (a or {}).get('decision') or '-', iv(p)))
     w = s.get('worst') or {}
     lines += ['', 'Worst pool-auto row: %s pages %s, %s. Target met in every row: %s.'
               % (w.get('pages'), w.get('dir'), w.get('time_ratio_to_strict'),
                  'yes' if s['all_ok'] else 'no'), '']
+    mc = mapped_cost(doc['rows'])
+    if mc:
+        lines += ['Where pool-auto maps (%d rows), the mean of the row medians over strict: '
+                  'pool-auto %s, pool-none %s, strict2 %s. pool-auto less pool-none is what '
+                  'the policy\'s sampling, decisions and exploration runs cost the mappings '
+                  'it does not bounce; pool-none less strict2, the pool\'s hooks.' % (
+                      mc['rows'], mc.get('pool-auto', '-'), mc.get('pool-none', '-'),
+                      mc.get('strict2', '-')), '']
     fit = doc.get('copy_fit') or copy_fit(doc['rows'])
     if fit:
         lines += ['## Where a bounced pair\'s time goes (pool-all, no profiler)', '',

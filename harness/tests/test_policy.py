@@ -148,6 +148,34 @@ class MapBench(unittest.TestCase):
         self.assertFalse(mapbench.summary([])['all_ok'])
 
 
+    def test_mapped_cost_compares_the_policy_with_the_hooks(self):
+        def row(pages, d, mode, ratio, decision=None):
+            r = {'pages': pages, 'dir': d, 'mode': mode, 'time_ratio_to_strict': ratio,
+                 'ci_low': None, 'ci_high': None, 'strict_ns_per_pair': 9000}
+            if mode == 'pool-auto':
+                r['decision'] = decision
+                r['ok'] = ratio <= mapbench.AUTO_LIMIT
+            return r
+        rs = [row(1, 'to_device', 'pool-auto', 0.5, 'bounce'),
+              row(1, 'to_device', 'pool-none', 1.50),
+              row(8, 'to_device', 'pool-auto', 1.04, 'map'),
+              row(8, 'to_device', 'pool-none', 1.00),
+              row(8, 'to_device', 'strict2', 0.98),
+              row(8, 'from_device', 'pool-auto', 1.06, 'map'),
+              row(8, 'from_device', 'pool-none', 1.02),
+              row(8, 'from_device', 'strict2', 1.02)]
+        # the bounced row is left out of all three means
+        self.assertEqual(mapbench.mapped_cost(rs), {'rows': 2, 'pool-auto': 1.05,
+                                                    'pool-none': 1.01, 'strict2': 1.0})
+        # a run without the control: its mean is left out, not made up
+        self.assertEqual(mapbench.mapped_cost([r for r in rs if r['mode'] != 'pool-none']),
+                         {'rows': 2, 'pool-auto': 1.05, 'strict2': 1.0})
+        self.assertIsNone(mapbench.mapped_cost(rs[:2]))
+        md = mapbench.mapbench_md({'machine': 'm', 'calls': 2000, 'reps': 8, 'rows': rs,
+                                   'summary': mapbench.summary(rs)})
+        self.assertIn('| 32k | to_device | 9000 | 0.980 | 1.000 | 1.040 | map | - |', md)
+        self.assertIn('pool-auto 1.05, pool-none 1.01, strict2 1.0.', md)
+
     def test_copy_fit_splits_fixed_cost_from_copies(self):
         # pool-all pairs of 700 ns plus 900 ns per KiB (reads), 300 per KiB (writes)
         rs = [{'bytes': p * 4096, 'dir': d, 'mode': 'pool-all',
