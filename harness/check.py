@@ -356,10 +356,9 @@ def top_boot(t, a):
 def kernel_slots(kernel):
     """CONFIG_IOMMU_IO_BUFFER_SLOTS of the kernel image's build (the .config beside
     arch/x86/boot/bzImage in its O= directory), an int, or None if it cannot be read."""
-    obj = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(kernel)))))
     try:
-        with open(os.path.join(obj, '.config')) as f:
+        with open(os.path.join(os.path.dirname(os.path.abspath(kernel)),
+                               '..', '..', '..', '.config')) as f:
             v = kconfig.parse(f.read()).get('CONFIG_IOMMU_IO_BUFFER_SLOTS')
     except OSError:
         return None
@@ -380,7 +379,7 @@ def classes_sized(ranges, boot, built):
     try:
         want = int(boot)
     except (TypeError, ValueError):
-        return False, len(got), got
+        return False, len(got), []
     bad = [g for g in got if g[3] != want]
     return want == built and bool(got) and not bad, len(got), bad
 
@@ -388,10 +387,11 @@ def classes_sized(ranges, boot, built):
 def record_classes_sized(t, label, out, kernel):
     boot, built = out.knob_boot.get('bounce_slots'), kernel_slots(kernel)
     ok, n, bad = classes_sized(out.ranges, boot, built)
-    t.record('%s: every class of the devices\' pools has iommu.bounce_slots=%s slots, the '
-             'kernel\'s CONFIG_IOMMU_IO_BUFFER_SLOTS=%s, whatever the KUnit suite beside them '
-             'set (%d classes seen)' % (label, boot, built, n), ok,
-             'classes of other sizes: %s' % (bad or 'none seen'))
+    return t.record('%s: every class of the devices\' pools has iommu.bounce_slots=%s slots, '
+                    'the kernel\'s CONFIG_IOMMU_IO_BUFFER_SLOTS=%s, whatever the KUnit suite '
+                    'beside them set (%d classes seen)' % (label, boot, built, n), ok,
+                    'boot iommu.bounce_slots=%s, CONFIG_IOMMU_IO_BUFFER_SLOTS=%s; classes of '
+                    'other sizes: %s' % (boot, built, bad or 'none seen'))
 
 
 def pool_debugfs(t, label, out, modes):

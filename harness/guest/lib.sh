@@ -119,7 +119,7 @@ policy() {	# policy TAG DEVICE: the cost policy's decisions for DEVICE's domain
 	grep "^$2 class=" $PFILE | while read -r pl; do out policy "$1" "$pl"; done
 }
 
-ranges() {	# ranges TAG: per pool, the classes set up, SIZE@FIRST-IOVA (debugfs policy)
+ranges() {	# ranges TAG: per pool, the classes set up, SIZExSLOTS@FIRST-IOVA (debugfs policy)
 	[ -r $PFILE ] || return 0
 	grep -v ' class=' $PFILE | while read -r pdev prest; do
 		out ranges "$1" "$pdev" "${prest##*classes=}"

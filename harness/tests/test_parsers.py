@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Unit tests of the harness stages, on recorded guest output in test_data/."""
+import contextlib
+import io
 import json
 import os
 import socket
@@ -187,6 +189,18 @@ class GuestOutput(unittest.TestCase):
             with open(os.path.join(d, '.config'), 'w') as f:
                 f.write('# CONFIG_IOMMU_IO_BUFFER is not set\n')
             self.assertIsNone(check.kernel_slots(kernel))
+            with open(os.path.join(d, '.config'), 'w') as f:
+                f.write('CONFIG_IOMMU_IO_BUFFER_SLOTS=128\n')
+            # the check as make check runs it: the guest's lines and the kernel's build
+            o = guest.parse('HIB knob-boot bounce_slots 128\n'
+                            'HIB ranges pool after 0000:00:02.0 4096x128@0xfff00000\n')
+            t = check.Tally()
+            with contextlib.redirect_stdout(io.StringIO()) as said:
+                self.assertTrue(check.record_classes_sized(t, 'x', o, kernel))
+                o = guest.parse('HIB ranges pool after 0000:00:02.0 4096x128@0xfff00000\n')
+                self.assertFalse(check.record_classes_sized(t, 'x', o, kernel))
+            self.assertIn('boot iommu.bounce_slots=None', said.getvalue())
+            self.assertEqual((t.passed, len(t.failed)), (1, 1))
 
     def test_ranges(self):
         o = guest.parse('HIB ranges pool-all after 0000:00:02.0 131072x2@0xfffffffffffc0000,'

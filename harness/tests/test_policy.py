@@ -192,6 +192,7 @@ class MapBench(unittest.TestCase):
         md = mapbench.mapbench_md({'machine': 'm', 'calls': 2000, 'reps': 8, 'rows': [],
                                    'summary': mapbench.summary([]), 'copy_fit': fit})
         self.assertIn('| to_device | 300.0 | 700 | 1900 | 1200 | 1.583 |', md)
+        self.assertIn('| 4k passes ns | pair / passes |', md)
         # from_device: two 300 ns/KiB copies and a 300 ns/KiB clear
         cs = mapbench.clear_split(fit)
         self.assertEqual((cs['copies_ns'], cs['clear_ns'], cs['pair_ns']), (2400, 1200, 4300))
@@ -205,6 +206,11 @@ class MapBench(unittest.TestCase):
                  'to_device': {'ns_per_kib': 300.0}}
         self.assertTrue(mapbench.clear_split(cheap)['reachable'])
         self.assertIsNone(mapbench.clear_split({'to_device': fit['to_device']}))
+        # a from_device slope under two copies (noise) sets no clear, the floor is 1
+        odd = {'from_device': {'ns_per_kib': 500.0}, 'to_device': {'ns_per_kib': 300.0}}
+        self.assertEqual(mapbench.clear_split(odd)['floor_per_copies'], 1.0)
+        self.assertIsNone(mapbench.clear_split({'from_device': {'ns_per_kib': 500.0},
+                                                'to_device': {'ns_per_kib': 0.0}}))
 
 if __name__ == '__main__':
     unittest.main()
