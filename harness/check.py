@@ -14,6 +14,9 @@ which writes results/reliability.json and .md.  The harness's edu_dma module dri
 edu device through the DMA API with syncs, as a network driver does, in the verify boot
 and in a boot of the lean bench kernel, which has no DMA-API debug (that option forces
 every dma_sync_*() call through and would hide a sync that never reaches the pool).
+Two more boots of the lean kernel: a 128 KiB class at the top of the device's address
+space, and the cost policy on map+unmap of 1 and 32 pages (policy_boot), whose
+decisions must follow the costs where the right path is not in doubt.
 --soak (make soak) runs only the reliability boot, with every fio run eight times longer,
 into results/reliability-soak.*.
 """
@@ -27,7 +30,7 @@ import unittest
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HARNESS)
 sys.path.insert(0, HARNESS)
-from hib import guest, kconfig, ktap, qemu, reliability, untrusted  # noqa: E402
+from hib import guest, kconfig, ktap, mapbench, qemu, reliability, untrusted  # noqa: E402
 
 
 class Tally:
@@ -353,6 +356,33 @@ def top_boot(t, a):
              'ranges %s' % out.ranges)
 
 
+# The lean policy boot: sizes and run length (see policy_boot)
+POLICY_PAGES = (1, 32)
+POLICY_ARGS = 'hib.reps=6 hib.calls=2000 hib.turns=4 hib.modes=strict,pool-auto'
+
+
+def policy_boot(t, a):
+    """The lean kernel (no KUnit, no debug option), the cost policy as users run it:
+    the map+unmap microbenchmark (scenario "mapbench", strict against pool-auto through
+    the edu device, strict domain, iommu.bounce_threshold=auto, the default)
+    at 1 and 32 pages, where the right path is not in doubt.  The policy must bounce
+    the one and map the other, in both directions, with its own estimates agreeing,
+    both paths timed and no flapping, at a time per pair near the right path's
+    (hib/mapbench.py policy_verdicts)."""
+    append = ('iommu.strict=1 hib.scenario=mapbench %s hib.pages=%s'
+              % (POLICY_ARGS, ','.join(map(str, POLICY_PAGES))))
+    print('... booting the lean bench kernel (the cost policy: map+unmap, 1 and 32 pages)',
+          flush=True)
+    run = booted(t, 'lean policy', 'check-policy', a.bench_kernel, 'bench', append,
+                 a.timeout, edu=True, pin=True)
+    if run is None:
+        return
+    out = run.output
+    rows = mapbench.rows(out.mapbench, out.policy)
+    for name, ok, why in mapbench.policy_verdicts(rows, out.policy):
+        t.record(name, ok, why or 'ok')
+
+
 def kernel_slots(kernel):
     """CONFIG_IOMMU_IO_BUFFER_SLOTS of the kernel image's build (the .config beside
     arch/x86/boot/bzImage in its O= directory), an int, or None if it cannot be read."""
@@ -579,6 +609,7 @@ def main():
                              ['harness/kernel.sh', 'modules', 'bench']) and built:
                 edu_boot(t, a)
                 top_boot(t, a)
+                policy_boot(t, a)
     print('check: %.0f s' % (time.monotonic() - t0))
     if t.failed:
         print('failed:\n  ' + '\n  '.join(t.failed))

@@ -60,6 +60,62 @@ def summary(rs):
             'limit': AUTO_LIMIT}
 
 
+# The lean-kernel policy check of make check (check.py policy_boot): classes whose
+# right path is not in doubt under a strict virtio-iommu domain in this emulator, the
+# decision the policy must reach for each, and the bound on pool-auto's time per pair
+# over strict's.  One page: pool-all took 0.26 (to the device) and 0.49 (from it) of
+# strict in make mapbench; 32 pages: 4.1 and 11.4 times strict.
+CLEAR_CLASSES = {1: ('bounce', 0.8), 32: ('map', 1.5)}
+# a class whose right path is clear changes its decision at most this often (the
+# first decision after warming up counts as one)
+CLEAR_SWITCHES = 3
+
+
+def policy_verdicts(rs, policy, clear=None):
+    """The lean kernel's policy check: (name, ok, why) per clear class and direction.
+
+    rs: rows() of a mapbench boot with modes strict and pool-auto; policy: its
+    "HIB policy" lines.  For each size of clear (pages -> (decision, bound)) and each
+    direction, the verdict holds when the policy decided as given, its own estimates
+    agree (a bounced class's copies cheaper than its maps, a mapped class's dearer),
+    it timed calls of both paths (the path not taken is explored), it changed its
+    decision at most CLEAR_SWITCHES times, and pool-auto's median time per pair is at
+    most bound times strict's."""
+    clear = CLEAR_CLASSES if clear is None else clear
+    rows_by = {(r['pages'], r['dir']): r for r in rs if r['mode'] == 'pool-auto'}
+    pol = {(p['class'], p['dir']): p for p in policy}
+    out = []
+    for pages, (want, bound) in sorted(clear.items()):
+        for d in sorted(DIRS.values()):
+            name = ('lean kernel, cost policy: %dk %s is %s, its estimates agree, both '
+                    'paths timed, pool-auto at most %.2f of strict'
+                    % (pages * 4, d, 'bounced' if want == 'bounce' else 'mapped', bound))
+            r, p = rows_by.get((pages, d)), pol.get((pages * 4096, d))
+            if r is None or p is None:
+                out.append((name, False, 'no %s' % ('mapbench row' if r is None
+                                                     else 'policy line')))
+                continue
+            ratio = r['time_ratio_to_strict']
+            why = []
+            if p['decision'] != want:
+                why.append('decision %s' % p['decision'])
+            cheaper = p['pool_ns'] < p['iommu_ns']
+            if cheaper != (want == 'bounce'):
+                why.append('estimates pool %d ns, iommu %d ns' % (p['pool_ns'], p['iommu_ns']))
+            if not p['pool_timed'][0] or not p['iommu_timed'][0]:
+                why.append('timed maps: pool %d, iommu %d'
+                           % (p['pool_timed'][0], p['iommu_timed'][0]))
+            if p['switches'] > CLEAR_SWITCHES:
+                why.append('%d decision changes' % p['switches'])
+            if ratio is None or ratio > bound:
+                why.append('pool-auto / strict %s' % ratio)
+            out.append(('%s (%s, %s/%s ns, %d changes, ratio %s)'
+                        % (name, p['decision'], p['pool_ns'], p['iommu_ns'],
+                           p['switches'], ratio),
+                        not why, '; '.join(why)))
+    return out
+
+
 def copy_fit(rs, mode='pool-all'):
     """Where a bounced pair's time goes, without a profiler: per direction, the least
     squares line through `mode`'s time per pair against the buffer's size.  Its slope
