@@ -176,54 +176,67 @@ class MapBench(unittest.TestCase):
         self.assertIn('| 32k | to_device | 9000 | 0.980 | 1.000 | 1.040 | map | - |', md)
         self.assertIn('pool-auto 1.05, pool-none 1.01, strict2 1.0.', md)
 
-    def clear_run(self, small=0.4, large=1.05):
+    def clear_run(self, small=0.4, large=1.05, reps=4):
         """A lean-kernel policy run that passes: 1 page bounced at small x strict, 32
-        pages mapped at large x strict, estimates and counters as the kernel gives."""
+        pages mapped at large x strict, policy lines after the warm-up and at the end
+        with estimates and counters as the kernel gives them."""
         out = []
-        for rep in range(0, 5):
+        for rep in range(0, reps + 1):
             for pages, f in ((1, small), (32, large)):
                 for d in (0, 1):
                     out.append((rep, pages, d, 'strict', 20000))
                     out.append((rep, pages, d, 'pool-auto', int(20000 * f)))
         pol = []
-        for pages, dec, pool, iommu in ((1, 'bounce', 5000, 21000),
-                                        (32, 'map', 90000, 20000)):
-            for d in ('to_device', 'from_device'):
-                pol.append(guest.parse_policy(
-                    ('mapbench x 0 1 4 0000:00:03.0 class=%d dir=%s decision=%s '
-                     'pool_ns=%d+0 iommu_ns=%d+0 pool_timed=300+300 iommu_timed=40+20 '
-                     'switches=1' % (pages * 4096, d, dec, pool, iommu)).split()))
+        for rep, n in ((0, 10), (reps, 40)):
+            for pages, dec, pool, iommu in ((1, 'bounce', 5000, 21000),
+                                            (32, 'map', 90000, 20000)):
+                for d in ('to_device', 'from_device'):
+                    pol.append(guest.parse_policy(
+                        ('mapbench x 0 1 %d 0000:00:03.0 class=%d dir=%s decision=%s '
+                         'pool_ns=%d+0 iommu_ns=%d+0 pool_timed=%d+%d iommu_timed=%d+%d '
+                         'switches=%d' % (rep, pages * 4096, d, dec, pool, iommu, n * 8,
+                                          n * 4, n, n // 2, dec == 'bounce')).split()))
         return mapbench.rows(out, pol), pol
 
     def test_policy_verdicts_pass_on_a_right_run(self):
         rs, pol = self.clear_run()
-        v = mapbench.policy_verdicts(rs, pol)
+        v = mapbench.policy_verdicts(rs, pol, min_pairs=4)
         self.assertEqual(len(v), 4)
         self.assertTrue(all(ok for _, ok, _ in v), v)
         self.assertIn('4k from_device is bounced', v[0][0])
         self.assertIn('128k to_device is mapped', v[3][0])
+        self.assertIn('30 timed iommu maps after the warm-up', v[0][0])
+        # the end's lines decide, whatever their order
+        v = mapbench.policy_verdicts(rs, pol[4:] + pol[:4], min_pairs=4)
+        self.assertTrue(all(ok for _, ok, _ in v), v)
 
     def test_policy_verdicts_fail_on_each_wrong_thing(self):
-        def failing(rs, pol):
-            return [why for _, ok, why in mapbench.policy_verdicts(rs, pol) if not ok]
+        def failing(rs, pol, **kw):
+            return [why for _, ok, why in mapbench.policy_verdicts(rs, pol, **kw) if not ok]
         rs, pol = self.clear_run()
-        pol[0]['decision'] = 'map'                    # 4k to_device mapped
-        pol[1]['pool_ns'] = 30000                     # 4k from_device: copies dearer
-        pol[2]['pool_timed'] = [0, 0]                 # 128k to_device: pool never tried
-        pol[3]['switches'] = 9                        # 128k from_device flaps
+        end = pol[4:]
+        end[0]['decision'] = 'map'                    # 4k to_device mapped
+        end[1]['pool_ns'] = 30000                     # 4k from_device: copies dearer
+        end[2]['pool_timed'] = list(pol[2]['pool_timed'])  # 128k to_device: not explored
+        end[3]['switches'] = 9                        # 128k from_device flaps
         why = failing(rs, pol)
         self.assertEqual(len(why), 4, why)
         self.assertIn('decision map', why[1])         # verdicts sorted: from_device first
         self.assertIn('estimates pool 30000 ns', why[0])
         self.assertIn('9 decision changes', why[2])
-        self.assertIn('timed maps: pool 0', why[3])
+        self.assertIn('no timed pool map after the warm-up (80, then 80)', why[3])
         # too slow against strict: bounced 4k at 0.9, mapped 128k at 1.6
         self.assertEqual(len(failing(*self.clear_run(small=0.9))), 2)
         self.assertEqual(len(failing(*self.clear_run(large=1.6))), 2)
+        # too few repetitions (a guest that stopped early)
+        self.assertEqual(failing(*self.clear_run(reps=2), min_pairs=6),
+                         ['2 repetitions, 6 wanted'] * 4)
         # nothing reported is a failure, not a pass
         self.assertEqual(len(failing([], [])), 4)
         rs, pol = self.clear_run()
-        self.assertEqual(failing(rs, pol[1:]), ['no policy line'])
+        self.assertEqual(failing(rs, pol[:1] + pol[2:]),
+                         ['no policy line after the warm-up'])
+        self.assertEqual(failing(rs, pol[:5] + pol[6:]), ['no policy line at the end'])
 
     def test_copy_fit_splits_fixed_cost_from_copies(self):
         # pool-all pairs of 700 ns plus 900 ns per KiB (reads), 300 per KiB (writes)
