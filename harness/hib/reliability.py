@@ -94,7 +94,13 @@ class _Case:
         return v
 
     def no_leak(self, tag):
-        """No slot mapped that is not cached once I/O stopped; counts into leaks."""
+        """No slot mapped that is not cached once I/O stopped; counts into leaks.  The
+        guest reads such a snapshot once an eviction or shrink under way has unmapped
+        its victims (leak_stats, harness/guest/reliability.sh), and says how many
+        0.1 s waits that took (settle_waits, recorded in figures when there)."""
+        waits = self.stats(tag).get('settle_waits')
+        if waits is not None:
+            self.row['figures']['settle_waits %s' % tag.split()[-1]] = waits
         mapped, cached = self.value(tag, 'slots_mapped'), self.value(tag, 'slots_cached')
         if mapped != cached:
             self.row['leaks'] += abs(mapped - cached)

@@ -733,6 +733,19 @@ class Reliability(unittest.TestCase):
         self.assertFalse(r['passed'])
         self.assertGreater(r['leaks'], 0)
 
+    def test_leak_still_there_after_settling_fails(self):
+        # the guest waited its 3 s for the counts to agree: 2 slots stayed mapped uncached
+        def edit(t):
+            line = [l for l in t.splitlines()
+                    if l.startswith('HIB stat memory-hog after slots_cached ')][0]
+            cached = int(line.split()[-1])
+            t = self._stat(t, 'memory-hog after', 'slots_mapped', cached + 2)
+            return t + '\nHIB stat memory-hog after settle_waits 30\n'
+        r = self.rows(edit=edit)['memory-hog']
+        self.assertFalse(r['passed'])
+        self.assertEqual(r['leaks'], 2)
+        self.assertEqual(r['figures']['settle_waits after'], 30)
+
     def test_idle_slots_fail(self):
         def edit(t):
             t = self._stat(t, 'idle after', 'slots_mapped', 3)
