@@ -4,8 +4,8 @@
 
 Stages: the harness's own unit tests; checkpatch --strict on every patch of the series;
 the test kernel build (KASAN, lockdep, kmemleak, DMA-API debug, KUnit); every patch built
-on its own with W=1 and run through sparse, coccicheck and kernel-doc, and each of these
-checkers fed a patch that breaks its rule; one boot of the test kernel with a disk image
+on its own with W=1 and run through sparse and kernel-doc, the series' new C files through
+coccicheck at its last patch, and each of these checkers fed a patch that breaks its rule; one boot of the test kernel with a disk image
 that runs the KUnit suites and fio --verify=crc32c writes and reads over every block size,
 followed by DMA-API and kmemleak leak checks and a scan of the console for kernel
 reports; a second boot of it, the reliability run (harness/hib/reliability.py):
@@ -133,7 +133,7 @@ BROKEN_FILE = 'drivers/iommu/io-buffer-pool.c'
 
 
 def broken_patches(t):
-    """Each checker run on every patch (checkpatch, W=1, sparse, coccicheck, kernel-doc)
+    """Each checker of the series (checkpatch, W=1, sparse, coccicheck, kernel-doc)
     rejects a patch made to break its rule: a commit on top of the series, in a worktree
     of its own, that the real steps (kernel.sh patchwise, kernel.sh checkers,
     checkpatch.pl) are given as a one-patch range."""
@@ -593,7 +593,8 @@ def main():
             if built and series() and not a.soak:
                 step(t, 'every patch builds on its own, W=1 clean (drivers/iommu/, kernel/dma/, test and users\' configs)',
                      ['harness/kernel.sh', 'patchwise'])
-                step(t, 'every patch: sparse (no new warnings), coccicheck and kernel-doc clean',
+                step(t, 'every patch: sparse (no new warnings) and kernel-doc clean; '
+                     'the last: coccicheck clean on the series\' new C files',
                      ['harness/kernel.sh', 'checkers'])
                 broken_patches(t)
             built = step(t, 'build the test modules for the test kernel (W=1)',

@@ -7,7 +7,8 @@
 #                          from harness/configs/base.config + FLAVOUR.config (after
 #                          the fragments its "# extends: NAME..." line names)
 # kernel.sh patchwise [RANGE]  build drivers/iommu/ and kernel/dma/ at every patch, W=1
-# kernel.sh checkers [RANGE]  sparse, coccicheck and kernel-doc at every patch of the series
+# kernel.sh checkers [RANGE]  sparse and kernel-doc at every patch of the series, coccicheck
+#                          at its last patch on the C files the series adds
 # kernel.sh modules FLAVOUR  build the harness's test modules (harness/modules/) against
 #                          build/obj-FLAVOUR and pack them as build/obj-FLAVOUR/hib-modules.cpio,
 #                          an initramfs segment to append to build/initramfs.cpio
@@ -216,7 +217,7 @@ patchwise() {
 checkers() {
 	local range=${1:-base..HEAD} wt=$B/checkers obj=$B/obj-checkers cfg=$B/obj-test/.config
 	local want=${CHECKERS:-sparse kernel-doc coccicheck} c f n=0 fail=0 subj out new
-	local files key first
+	local files key first= cocci
 	[ -f "$cfg" ] || die "checkers need $cfg: build the test kernel first"
 	command -v sparse >/dev/null || die "no sparse: run harness/deps.sh"
 	command -v spatch >/dev/null || die "no spatch (coccinelle): run harness/deps.sh"
@@ -241,6 +242,7 @@ checkers() {
 	fi
 	for c in $(git_k rev-list --reverse "$range"); do
 		n=$((n + 1))
+		[ -n "$first" ] || first=$c
 		git -C "$wt" checkout -q --detach "$c"
 		subj="patch $n ($(git -C "$wt" log --format=%s -1))"
 		cp "$cfg" "$obj/.config"
@@ -273,8 +275,9 @@ checkers() {
 	[ $n -gt 0 ] || { echo "no patches in $range"; return 1; }
 	# the worktree and its config are at the range's last patch now
 	if [[ " $want " == *" coccicheck "* ]]; then
-		first=$(git_k rev-list --reverse "$range" | head -1)
-		for f in $(git_k diff --name-only --diff-filter=AM "$first^" "$c" -- '*.c'); do
+		cocci=$(git_k diff --no-renames --name-only --diff-filter=AM "$first^" "$c" -- '*.c') ||
+			{ echo "cannot list the C files of $range"; return 1; }
+		for f in $cocci; do
 			git -C "$wt" cat-file -e "base:$f" 2>/dev/null && continue
 			if ! out=$(cocci_file "$wt" "$obj" "$f" 2>&1) || [ -n "$out" ]; then
 				echo "$subj: coccicheck: $f"; cat <<<"$out"; fail=1

@@ -69,21 +69,6 @@ settle() {	# settle: wait (10 s at most) until the pool's counters stand still f
 	done
 }
 
-# stats TAG once no slot is on its way out: an eviction or shrink pass takes its victims
-# off the cached count before it unmaps them, one by one, so a read in between finds
-# slots mapped but not cached (make check once counted 2 such "leaks" that way).  Wait
-# (3 s at most) until the two counts agree; a slot really lost stays mapped and fails.
-# The 0.1 s waits are recorded as the stat "settle_waits".
-leak_stats() {	# leak_stats TAG
-	i=0
-	while [ $i -lt 30 ] && [ "$(counter slots_mapped)" != "$(counter slots_cached)" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	stats "$1"
-	out stat "$1" settle_waits $i
-}
-
 # The pool's trace events (events/io_buffer_pool) around verified I/O that fills
 # slots, a shrink, an eviction of idle slots and injected fill failures: per event the number of lines, and the
 # slots the release events name by reason, as "stat trace events ..." lines beside the

@@ -95,10 +95,10 @@ class _Case:
 
     def no_leak(self, tag):
         """No slot mapped that is not cached once I/O stopped; counts into leaks.  The
-        guest reads such a snapshot once an eviction or shrink under way has unmapped
-        its victims (leak_stats, harness/guest/reliability.sh), and says how many
-        0.1 s waits that took (settle_waits, recorded in figures when there)."""
-        waits = self.stats(tag).get('settle_waits')
+        guest takes such a snapshot once an idle eviction under way has unmapped its
+        victims (leak_stats, harness/guest/lib.sh), and says how many 0.1 s waits that
+        took (settle_waits, recorded in figures when there)."""
+        waits = self.o.stats.get(tag, {}).get('settle_waits')
         if waits is not None:
             self.row['figures']['settle_waits %s' % tag.split()[-1]] = waits
         mapped, cached = self.value(tag, 'slots_mapped'), self.value(tag, 'slots_cached')
