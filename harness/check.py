@@ -12,8 +12,9 @@ leak checks and a scan of the console for kernel reports; a second boot of it, t
 reliability run (harness/hib/reliability.py): injected faults, memory pressure, unbind,
 hot-unplug, concurrency and bad knob values, which writes results/reliability.json and
 .md.  The harness's edu_dma module drives QEMU's edu device through the DMA API with
-syncs, as a network driver does, in the verify boot and in a boot of the lean bench kernel, which has no DMA-API debug (that option forces
-every dma_sync_*() call through and would hide a sync that never reaches the pool).
+syncs, as a network driver does, in the verify boot and in a boot of the lean bench
+kernel, which has no DMA-API debug (that option forces every dma_sync_*() call
+through and would hide a sync that never reaches the pool).
 Two more boots of the lean kernel: a 128 KiB class at the top of the device's address
 space, and the cost policy on map+unmap of 1 and 32 pages (policy_boot), whose
 decisions must follow the costs where the right path is not in doubt.
